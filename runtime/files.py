@@ -27,20 +27,33 @@ def data_root(explicit: str | os.PathLike | None = None) -> Path:
     return Path(os.environ.get(DATA_ROOT_ENV, DEFAULT_DATA_ROOT)).expanduser()
 
 
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temp file beside ``path``; on a clean exit fsync it and rename it over ``path``.
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
-    On an exception the temp file is removed and ``path`` is left as it was.
+
+_UMASK = _umask()
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb", fsync: bool = True) -> Iterator[IO[Any]]:
+    """Open a temp file beside ``path``; on a clean exit (fsync it and) rename it over ``path``.
+
+    On an exception the temp file is removed and ``path`` is left as it was. The file gets the usual
+    permissions (0666 minus the umask), not mkstemp's private 0600. ``fsync=False`` skips the flush to disk for
+    bulk data (millions of small files) where a crash may lose recent files but never leaves a partial one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -48,8 +61,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]
         raise
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_write(path, "wb") as f:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True) -> None:
+    with atomic_write(path, "wb", fsync=fsync) as f:
         f.write(data)
 
 

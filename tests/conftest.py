@@ -15,6 +15,13 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("AUGMIX_DATA_ROOT", str(ROOT / "tests" / ".no-data-here"))
 
 
+def pytest_configure(config):
+    import torch
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)  # one thread per xdist worker: no oversubscription on small CI machines
+
+
 def pytest_collection_modifyitems(config, items):
     import torch
 

@@ -53,3 +53,13 @@ def test_gaussian_filter_matches_scipy(mode, sigma):
     expected = ndi.gaussian_filter(x, (0, 0, sigma, sigma), mode=mode, truncate=truncate)
     got = gaussian_filter(torch.from_numpy(x), sigma, mode=mode, truncate=truncate).numpy()
     np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    target = tmp_path / "shared.npy"
+    atomic_write_json(target, [1])
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's private 0600

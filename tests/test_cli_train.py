@@ -1,0 +1,62 @@
+"""train.py end to end: one CPU epoch of every shipped config on tiny data in the real formats; CLI errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import train
+from tests._training_data import tiny_overrides
+from training.checkpoint import load_checkpoint
+from training.config import CONFIG_DIR, load_config
+
+SHIPPED = sorted(p.name for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def _run(argv: list[str]) -> int:
+    return train.main(train.get_args_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("config", SHIPPED)
+def test_every_shipped_config_trains_one_epoch(tmp_path, config, capsys):
+    cfg = load_config(config)
+    code = _run(["--config", config, *tiny_overrides(tmp_path, cfg.data.dataset, cfg.model.name)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "final clean test error" in out
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert state["epoch"] == 1 and state["config"]["name"] == Path(config).stem
+    assert (tmp_path / "run" / "metrics.jsonl").exists() and any((tmp_path / "run" / "tb").iterdir())
+
+
+@pytest.mark.parametrize("variant", [["augment.mode=standard"], ["loss.jsd=false"], ["augment.backend=pil"],
+                                     ["augment.all_ops=true", "augment.depth=2"]],
+                         ids=["standard", "no-jsd", "pil", "all-ops"])
+def test_baselines_and_backends_by_override(tmp_path, variant, capsys):
+    code = _run(["--config", "cifar10_wrn.yaml", *tiny_overrides(tmp_path, "cifar10", "wrn40_2"), *variant])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    if variant == ["augment.mode=standard"]:
+        assert "standard augmentation (flip + crop), CE" in out
+    if variant == ["loss.jsd=false"]:
+        assert "+ CE" in out
+    if variant == ["augment.backend=pil"]:
+        assert "pil backend" in out
+
+
+def test_config_errors_exit_2_with_the_key(tmp_path, capsys):
+    assert _run(["--config", "cifar10_wrn.yaml", "optim.lrr=1"]) == 2
+    assert "unknown key 'optim.lrr'" in capsys.readouterr().err
+
+
+def test_missing_dataset_names_where_to_put_it(tmp_path, capsys):
+    code = _run(["--config", "cifar10_wrn.yaml", f"data.root={tmp_path}", "train.epochs=1", "train.device=cpu"])
+    assert code == 2
+    assert "cifar-10-batches-py" in capsys.readouterr().err
+
+
+def test_print_config_shows_the_resolved_values(capsys):
+    assert _run(["--config", "cifar100_densenet.yaml", "--print-config", "optim.lr=0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "lr: 0.2" in out and "weight_decay: 0.0001" in out and "dataset: cifar100" in out

@@ -1,0 +1,77 @@
+"""Train a classifier with AugMix + the Jensen-Shannon consistency loss (Hendrycks et al., ICLR 2020).
+
+    python train.py --config cifar10_wrn.yaml                       # the paper's WRN-40-2 recipe
+    python train.py --config cifar10_wrn.yaml optim.lr=0.05 train.epochs=1
+    python train.py --config cifar10_wrn.yaml --resume auto         # continue runs/cifar10_wrn/last.pt exactly
+    python train.py --config quickstart.yaml                        # digits, CPU, a few minutes
+
+Config: code defaults (training/config.py) <- YAML (configs/) <- dotted overrides. The resolved config is printed,
+written to the run directory and stored in every checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import yaml
+
+from training.config import ConfigError, load_config, to_dict
+from training.loop import NonFiniteLossError
+from training.run import fit, prepare_run
+
+EXIT_NONFINITE = 3
+EXIT_SIGNAL = {"SIGTERM": 143, "SIGINT": 130}  # 128 + signal number, after a clean checkpoint
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="AugMix + JSD training", add_help=add_help,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--config", default=None,
+                        help="YAML config: a name in configs/ (e.g. cifar10_wrn.yaml) or a path (default: code "
+                             "defaults = the CIFAR-10 WRN-40-2 recipe)")
+    parser.add_argument("overrides", nargs="*", metavar="section.key=value",
+                        help="dotted overrides, YAML-typed (e.g. optim.lr=0.05 train.epochs=1 augment.backend=pil)")
+    parser.add_argument("--resume", default=None,
+                        help="checkpoint to continue from, or 'auto' for last.pt in the run directory when it "
+                             "exists (default: start fresh)")
+    parser.add_argument("--stop-after", type=int, default=None, metavar="EPOCHS",
+                        help="train at most this many epochs in this invocation, then checkpoint and exit "
+                             "(for time-limited jobs; default: run to train.epochs)")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    print(yaml.safe_dump(to_dict(cfg), sort_keys=False).rstrip(), flush=True)
+    if args.print_config:
+        return 0
+    try:
+        run = prepare_run(cfg, resume=args.resume)
+        summary = fit(run, stop_after_epochs=args.stop_after)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NONFINITE
+    if summary["stopped_by"] in EXIT_SIGNAL:
+        return EXIT_SIGNAL[summary["stopped_by"]]
+    last = summary["last"]
+    if "test_error" in last and summary["epoch"] == cfg.train.epochs:
+        print(f"final clean test error: {100 * last['test_error']:.2f}% after {summary['epoch']} epochs "
+              f"(checkpoint: {summary['run_dir']}/last.pt)", flush=True)
+    if cfg.eval.suites and summary["epoch"] == cfg.train.epochs:
+        from evaluation.suites import run_after_training
+
+        run_after_training(summary["run_dir"], cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(get_args_parser().parse_args()))

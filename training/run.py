@@ -1,0 +1,298 @@
+"""A training run: build the parts from a RunConfig, resume if asked, fit, checkpoint, report.
+
+``prepare_run`` builds everything (nothing below it sees the config object); ``fit`` loops over epochs.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from runtime.files import atomic_write_text
+from runtime.seeding import capture_rng_state, restore_rng_state, seed_everything
+from models.weights import Normalization, checkpoint_model_fields, unwrap_model as unwrap
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.config import ConfigError, RunConfig, to_dict
+from training.data import TrainData, build_data
+from training.loop import EpochResult, NonFiniteLossError, Stepper, StopRequest, ViewMaker, evaluate_error, \
+    train_one_epoch
+from training.optim import build_optimizer, build_scheduler
+from training.tracking import RunTracker, progress
+
+# Keys that may differ between a checkpoint's config and the resuming command (they do not change the maths).
+RESUMABLE_CHANGES = ("train.device", "train.out_dir", "train.log_every", "data.root", "data.num_workers",
+                     "data.download", "eval.")
+
+
+@dataclass
+class Run:
+    cfg: RunConfig
+    run_dir: Path
+    device: torch.device
+    data: TrainData
+    stepper: Stepper
+    views: ViewMaker
+    tracker: RunTracker
+    model_args: dict[str, Any]
+    epoch: int = 0                  # completed epochs
+    step_in_epoch: int = 0          # steps already done in epoch ``epoch`` (non-zero after a mid-epoch stop)
+    best: dict[str, Any] | None = None
+    history: list[dict[str, Any]] | None = None
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name} but CUDA is not available; use train.device=cpu or auto")
+    return device
+
+
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    if amp == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+def run_directory(cfg: RunConfig) -> Path:
+    return Path(cfg.train.out_dir) if cfg.train.out_dir else Path("runs") / cfg.name
+
+
+def prepare_run(cfg: RunConfig, resume: str | None = None) -> Run:
+    """Build data, model, AugMix, loss, optimiser, schedule and tracking; load the checkpoint to resume from."""
+    from augment.augmix import build_augmix, normalize
+    from augment.jsd import AugMixLoss
+    from models import build_model
+
+    run_dir = run_directory(cfg)
+    ckpt_path = _resume_path(resume, run_dir)
+    state = load_checkpoint(ckpt_path) if ckpt_path else None
+    if state is not None:
+        _check_resume_config(state["config"], to_dict(cfg), ckpt_path)
+    device = select_device(cfg.train.device)
+    seed_everything(cfg.train.seed)
+    a = cfg.augment
+    use_augmix = a.mode == "augmix"
+    mean_std = _mean_std(cfg)
+    augmix = build_augmix(a.backend, severity=a.severity, width=a.width, depth=a.depth, alpha=a.alpha,
+                          all_ops=a.all_ops, fill=a.fill, mean=mean_std[0], std=mean_std[1]) if use_augmix else None
+    data = build_data(cfg, device, augmix if a.backend == "pil" else None)
+    model_args = {"name": cfg.model.name, "num_classes": data.num_classes,
+                  **{k: v for k, v in (("depth", cfg.model.depth), ("width", cfg.model.width),
+                                       ("droprate", cfg.model.droprate)) if v is not None}}
+    model = build_model(**model_args).to(device)
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    o, t = cfg.optim, cfg.train
+    optimizer = build_optimizer(model, o.lr, o.momentum, o.nesterov, o.weight_decay, t.batch_size,
+                                o.scale_lr_by_batch)
+    steps = data.train.steps_per_epoch() if not t.max_steps_per_epoch else min(t.max_steps_per_epoch,
+                                                                                 data.train.steps_per_epoch())
+    scheduler = build_scheduler(optimizer, o.schedule, t.epochs, steps, o.min_lr)
+    dtype = amp_dtype(t.amp, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    compiled = torch.compile(model) if t.compile else model
+    stepper = Stepper(compiled, AugMixLoss(jsd_weight=cfg.loss.jsd_weight, jsd=cfg.loss.jsd and use_augmix),
+                      optimizer, scheduler, scaler, dtype, t.channels_last)
+    to_float = lambda images: normalize(images, data.mean, data.std)
+    views = ViewMaker(a.backend, a.mode, cfg.loss.jsd, augmix if a.backend == "tensor" else None, to_float,
+                      device, t.seed)
+    run = Run(cfg, run_dir, device, data, stepper, views, None, model_args, history=[])
+    if state is not None:
+        _restore(run, state)
+    run.tracker = RunTracker(run_dir, resume_epoch=run.epoch if state is not None else None)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    return run
+
+
+def fit(run: Run, stop_after_epochs: int | None = None) -> dict[str, Any]:
+    """Train until ``train.epochs`` (or ``stop_after_epochs`` more epochs, or a SIGTERM/SIGINT), checkpointing each
+    epoch. Returns a summary; ``summary["stopped_by"]`` names a signal when one interrupted the run."""
+    cfg, t = run.cfg, run.cfg.train
+    _log_start(run)
+    epochs_this_run, stopped_by = 0, None
+    with StopRequest() as stop:
+        while run.epoch < t.epochs:
+            if stop_after_epochs is not None and epochs_this_run >= stop_after_epochs:
+                stopped_by = "stop-after"
+                break
+            on_log = lambda step, values, e=run.epoch: _on_log(run, e, step, values)
+            try:
+                result = train_one_epoch(run.stepper, run.views, run.data.train, run.epoch, run.step_in_epoch,
+                                         stop, on_log, t.log_every, t.max_steps_per_epoch)
+            except NonFiniteLossError as exc:
+                raise NonFiniteLossError(
+                    f"{exc} at epoch {run.epoch + 1}: stopping; the last good checkpoint "
+                    f"{run.run_dir / 'last.pt'} is untouched. Lower optim.lr, or try train.amp=off.") from exc
+            if not result.completed:
+                run.step_in_epoch = result.steps_done
+                stopped_by = signal.Signals(stop.signum).name
+                _save(run, "last.pt", {"interrupted_by": stopped_by})
+                print(f"{stopped_by}: stopped at epoch {run.epoch + 1} step {result.steps_done}; wrote "
+                      f"{run.run_dir / 'last.pt'}. Resume with --resume auto.", flush=True)
+                break
+            run.epoch, run.step_in_epoch, epochs_this_run = run.epoch + 1, 0, epochs_this_run + 1
+            _end_of_epoch(run, result)
+            if stop.requested:
+                stopped_by = signal.Signals(stop.signum).name
+                print(f"{stopped_by}: stopped after epoch {run.epoch}; {run.run_dir / 'last.pt'} is up to date. "
+                      f"Resume with --resume auto.", flush=True)
+                break
+    run.tracker.close()
+    last = run.history[-1] if run.history else {}
+    return {"run_dir": str(run.run_dir), "epoch": run.epoch, "stopped_by": stopped_by, "last": last,
+            "best": run.best}
+
+
+def _end_of_epoch(run: Run, result: EpochResult) -> dict[str, Any]:
+    t, s = run.cfg.train, run.stepper
+    record = {"epoch": run.epoch, "step": s.scheduler.last_epoch, "lr": s.optimizer.param_groups[0]["lr"],
+              "train_loss": result.loss, "train_ce": result.ce, "train_jsd": result.jsd,
+              "train_error": result.train_error, "images_per_s": result.images_per_s, "epoch_s": result.seconds}
+    if run.epoch % t.eval_every == 0 or run.epoch == t.epochs:
+        to_float = run.views.normalize
+        record["test_error"], record["test_loss"] = evaluate_error(s.model, run.data.test, to_float, run.device,
+                                                                   s.amp_dtype, t.channels_last)
+        if run.data.val is not None:
+            record["val_error"], record["val_loss"] = evaluate_error(s.model, run.data.val, to_float, run.device,
+                                                                     s.amp_dtype, t.channels_last)
+    run.history.append(record)
+    run.tracker.log_epoch(record)
+    run.tracker.scalars(record["step"], {f"{k.replace('_', '/', 1)}": v for k, v in record.items()
+                                         if k not in ("epoch", "step")})
+    selection = _selection_set(run)
+    improved = False
+    if selection and f"{selection}_error" in record:
+        value = record[f"{selection}_error"]
+        if run.best is None or value < run.best["error"]:
+            run.best = {"epoch": run.epoch, "error": value, "selected_on": selection}
+            improved = True
+    _save(run, "last.pt", {})
+    if improved:
+        _save(run, "best.pt", {})
+    test = f" test err {100 * record['test_error']:.2f}%" if "test_error" in record else ""
+    val = f" val err {100 * record['val_error']:.2f}%" if "val_error" in record else ""
+    print(f"epoch {run.epoch}/{t.epochs}: loss {result.loss:.4f} (ce {result.ce:.4f}, jsd {result.jsd:.4f}) "
+          f"train err {100 * result.train_error:.2f}%{test}{val} lr {record['lr']:.3g} "
+          f"{result.images_per_s:.0f} img/s {result.seconds:.1f}s", flush=True)
+    return record
+
+
+def _selection_set(run: Run) -> str | None:
+    """Which split picks best.pt: the held-out split, the test set (the official code's choice, optimistic), or
+    none (then best.pt is not written; CIFAR-C results use the final epoch anyway)."""
+    choice = run.cfg.train.select_on
+    if choice == "auto":
+        return "val" if run.data.val is not None else None
+    return None if choice == "none" else choice
+
+
+def _save(run: Run, name: str, extra: dict[str, Any]) -> None:
+    s = run.stepper
+    model_fields = checkpoint_model_fields(s.model, run.model_args, run.cfg.data.dataset,
+                                           Normalization(run.data.mean, run.data.std), run.data.image_size, run.epoch)
+    save_checkpoint(
+        run.run_dir / name, **model_fields, optimizer=s.optimizer.state_dict(), scheduler=s.scheduler.state_dict(),
+        scaler=s.scaler.state_dict(), step_in_epoch=run.step_in_epoch,
+        global_step=s.scheduler.last_epoch, rng=capture_rng_state(), config=to_dict(run.cfg),
+        metrics={"history": run.history, "best": run.best}, saved_at=time.time(), **extra)
+
+
+def _restore(run: Run, state: dict[str, Any]) -> None:
+    s = run.stepper
+    unwrap(s.model).load_state_dict(state["model"])
+    s.optimizer.load_state_dict(state["optimizer"])
+    s.scheduler.load_state_dict(state["scheduler"])
+    s.scaler.load_state_dict(state["scaler"])
+    run.epoch, run.step_in_epoch = state["epoch"], state["step_in_epoch"]
+    run.history = list(state["metrics"]["history"])
+    run.best = state["metrics"]["best"]
+    restore_rng_state(state["rng"])
+
+
+def _resume_path(resume: str | None, run_dir: Path) -> Path | None:
+    if not resume:
+        return None
+    if resume == "auto":
+        path = run_dir / "last.pt"
+        return path if path.is_file() else None
+    path = Path(resume)
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume {resume}: no such checkpoint (use --resume auto to pick "
+                                f"{run_dir / 'last.pt'} when it exists)")
+    return path
+
+
+def _check_resume_config(saved: dict, current: dict, path: Path) -> None:
+    diffs = [f"{key}: {a!r} in the checkpoint, {b!r} now" for key, a, b in _flat_diff(saved, current)
+             if not key.startswith(RESUMABLE_CHANGES)]
+    if diffs:
+        raise ConfigError(f"cannot resume {path} with a different config ({'; '.join(diffs)}). Drop those "
+                          f"overrides, or start a new run with another train.out_dir.")
+
+
+def _flat_diff(a: dict, b: dict, prefix: str = ""):
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            yield from _flat_diff(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            yield f"{prefix}{key}", va, vb
+
+
+def _mean_std(cfg: RunConfig):
+    from training.data import normalization
+
+    return normalization(cfg.data.dataset, cfg.data.mean, cfg.data.std)
+
+
+def _on_log(run: Run, epoch: int, step: int, values: dict[str, float]) -> None:
+    global_step = run.stepper.scheduler.last_epoch
+    run.tracker.scalars(global_step, {f"train/{k}_step": v for k, v in values.items()})
+
+
+def _log_start(run: Run) -> None:
+    cfg = run.cfg
+    a = cfg.augment
+    aug = (f"AugMix ({a.backend} backend, severity {a.severity}, width {a.width}, depth {a.depth}, alpha {a.alpha}"
+           f"{', all ops' if a.all_ops else ''}) + {'JSD x' + str(cfg.loss.jsd_weight) if cfg.loss.jsd else 'CE'}"
+           if a.mode == "augmix" else "standard augmentation (flip + crop), CE")
+    n_params = sum(p.numel() for p in run.stepper.model.parameters())
+    where = f"resuming at epoch {run.epoch + 1} step {run.step_in_epoch}" if run.epoch or run.step_in_epoch \
+        else "starting"
+    print(f"run {cfg.name} -> {run.run_dir} ({where})\n  data: {run.data.description}\n  model: "
+          f"{run.model_args} ({n_params:,} parameters) on {run.device}"
+          f"{', ' + str(run.stepper.amp_dtype).replace('torch.', '') if run.stepper.amp_dtype else ''}\n"
+          f"  augmentation: {aug}", flush=True)
+    if run.epoch == 0 and run.step_in_epoch == 0 and cfg.train.image_grid and a.mode == "augmix":
+        _log_views(run)
+
+
+def _log_views(run: Run) -> None:
+    """A TensorBoard grid of clean images and AugMix views at the start (row 1 clean, then one row per view)."""
+    images = run.data.preview.to(run.device)
+    mean = torch.tensor(run.data.mean, device=run.device).view(1, 3, 1, 1)
+    std = torch.tensor(run.data.std, device=run.device).view(1, 3, 1, 1)
+    rows = [images.float() / 255]
+    if run.views.augmix is not None:
+        g = torch.Generator(device=run.device).manual_seed(run.cfg.train.seed)
+        for _ in range(2):
+            rows.append((run.views.augmix(images, generator=g) * std + mean).clamp(0, 1))
+    else:
+        import numpy as np
+        from PIL import Image
+
+        augmix = run.data.train.dataset.augmix
+        for r in range(2):
+            views = [augmix(Image.fromarray(im.permute(1, 2, 0).cpu().numpy()), np.random.RandomState(r))
+                     for im in images]
+            rows.append((torch.stack(views).to(run.device) * std + mean).clamp(0, 1))
+    run.tracker.image_grid("augmix/clean_then_views", torch.cat(rows), 0, nrow=len(images))
