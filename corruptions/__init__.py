@@ -59,3 +59,7 @@ def get_corruption(name: str) -> Callable:
         raise ValueError(f"unknown corruption {name!r}; valid: {', '.join(ALL_CORRUPTIONS)}")
     module = importlib.import_module(f"{__name__}.{_MODULE_OF[name]}")
     return getattr(module, name)
+
+
+# Imported last: api.py reads the names and get_corruption defined above.
+from corruptions.api import corrupt  # noqa: E402

@@ -170,24 +170,19 @@ def test_frost_draws_textures_0_to_4_and_crops_inside_them(monkeypatch):
     assert top[index == 0].max() >= 80 and left[index == 0].max() >= 140  # uniform over the full range (88, 148)
 
 
-def _clipped_zoom_trims() -> bool:
-    """Whether filters.clipped_zoom applies the §4.2 step-3 trim that only CIFAR snow severity 4 needs."""
+def test_clipped_zoom_applies_the_trim_that_cifar_snow_severity_4_needs():
+    """§4.2 says the (out - h) // 2 trim is always 0; it is for every zoom-blur factor, but CIFAR snow severity 4
+    zooms its flake layer by 2.25: ch = ceil(32 / 2.25) = 15, out = round(33.75) = 34, so one row is trimmed."""
     from scipy.ndimage import zoom
 
     from corruptions.filters import clipped_zoom
 
     x = np.random.default_rng(0).random((32, 32))
-    expected = zoom(x[8:23, 8:23], 2.25, order=1)[1:33, 1:33]  # ch = 15, out = round(33.75) = 34, trim 1
-    return np.allclose(clipped_zoom(torch.from_numpy(x), 2.25).numpy(), expected)
+    expected = zoom(x[8:23, 8:23], 2.25, order=1)[1:33, 1:33]
+    np.testing.assert_allclose(clipped_zoom(torch.from_numpy(x), 2.25).numpy(), expected, atol=1e-12)
 
 
-_SNOW_CASES = [
-    pytest.param(preset, severity, marks=pytest.mark.xfail(
-        condition=not _clipped_zoom_trims(), strict=True,
-        reason="filters.clipped_zoom keeps the top-left 32 of 34 zoomed rows; §4.2 trims 1 (owner: filters.py)"))
-    if (preset, severity) == ("cifar", 4) else (preset, severity)
-    for preset in PRESETS for severity in SEVERITIES
-]
+_SNOW_CASES = [(preset, severity) for preset in PRESETS for severity in SEVERITIES]
 
 
 @pytest.mark.parametrize(("preset", "severity"), _SNOW_CASES)
