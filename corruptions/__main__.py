@@ -51,7 +51,7 @@ def parse_severities(text: str) -> tuple[int, ...]:
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m corruptions", add_help=add_help,
-                                     description="Generate -C datasets in the released formats; draw grids.")
+                                     description="Generate -C / -P datasets in the released formats; draw grids.")
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="write a -C set (CIFAR-C .npy files or an ImageNet-C JPEG tree)")
     gen.add_argument("--source", choices=SOURCES, required=True,
@@ -71,6 +71,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                      help="ImageFolder: decode processes and JPEG encoder threads (default 4)")
     gen.add_argument("--verify", action="store_true",
                      help="on resume re-hash finished files against the manifest (default: size/existence)")
+    from corruptions import generate_p
+
+    generate_p.add_arguments(sub.add_parser("generate-p", help="write a -P set (CIFAR-P .npy files or ImageNet-P "
+                                                                "MP4 videos)"))
     grid = sub.add_parser("grid", help="PNG grid: rows = corruptions, columns = clean + severities")
     grid.add_argument("--images", nargs="+", default=None, help="image files (any size; pre-processed per preset)")
     grid.add_argument("--source", choices=ARRAY_SOURCES, default=None, help="take images from a test set instead")
@@ -177,6 +181,12 @@ def main(argv: list[str] | None = None) -> int:
             manifest = run_generate(args)
             print(f"wrote {len(manifest['corruptions'])} corruption(s) x {len(args.severities)} severities of "
                   f"{manifest['source']['num_images']} images to {args.out} (manifest.json)")
+        elif args.command == "generate-p":
+            from corruptions import generate_p
+
+            manifest = generate_p.run(args)
+            print(f"wrote {len(manifest['perturbations'])} perturbation(s) of {manifest['source']['num_images']} "
+                  f"videos to {args.out} (manifest.json)")
         else:
             print(f"wrote {run_grid(args)}")
     except (ValueError, OSError) as exc:  # bad input: one clear line, no traceback
