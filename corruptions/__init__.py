@@ -63,3 +63,15 @@ def get_corruption(name: str) -> Callable:
 
 # Imported last: api.py reads the names and get_corruption defined above.
 from corruptions.api import corrupt  # noqa: E402
+
+_SEQUENCE_EXPORTS = ("PERTURBATIONS", "PERTURBATION_SUBSETS", "IMAGENET_P_TEST", "CIFAR_P_SCRIPT", "CIFAR_P_BENCHMARK",
+                     "make_sequences")
+
+
+def __getattr__(name: str):
+    """-P names (corruptions.PERTURBATIONS, make_sequences, ...) import the sequence code only when first used."""
+    if name in _SEQUENCE_EXPORTS:
+        from corruptions import sequences
+
+        return getattr(sequences, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

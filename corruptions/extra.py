@@ -130,14 +130,26 @@ def spatter(images: Tensor, severity: int, preset: str, generator: torch.Generat
 
 def _water(x: Tensor, liquid: Tensor, intensity: float, clip_layer: bool) -> Tensor:
     """Water mode on float32 images (N, 3, H, W) in [0, 1] and the thresholded float64 layer (N, H, W)."""
+    return to_uint8(x + water_mask(liquid, intensity, clip_layer)[:, None] * water_colour(x.device)[None, :, None, None])
+
+
+def water_mask(liquid: Tensor, intensity: float, clip_layer: bool = False) -> Tensor:
+    """The water-mode spatter mask (§5.18 steps 1-3) of thresholded float64 layers (M, H, W) -> (M, H, W) float32.
+
+    Quirks kept by default: the 8-bit layer wraps modulo 256 where it exceeds 1 (NumPy's float -> uint8 cast goes
+    through int32 on x86; ``clip_layer=True`` saturates instead); an all-zero mask (0/0 in the reference) gives no
+    spatter.
+    """
     scaled = (liquid * 255).floor().to(torch.int64)  # the layer is >= 0 after thresholding
-    # Quirk kept by default: NumPy's float -> uint8 cast goes through int32 on x86, i.e. wraps modulo 256.
-    layer = (scaled.clamp(max=255) if clip_layer else scaled & 255).to(torch.uint8)  # (N, H, W)
-    m = layer.to(torch.float32) * water_distance_map(layer)  # (N, H, W) float32
+    layer = (scaled.clamp(max=255) if clip_layer else scaled & 255).to(torch.uint8)  # (M, H, W)
+    m = layer.to(torch.float32) * water_distance_map(layer)  # (M, H, W) float32
     peak = m.amax(dim=(1, 2), keepdim=True)
-    m = torch.where(peak > 0, m / peak, torch.zeros_like(m)) * intensity  # empty mask -> no spatter (docstring)
-    colour = torch.tensor(WATER_RGB, dtype=torch.float64, device=x.device).div(255).to(torch.float32)
-    return to_uint8(x + m[:, None] * colour[None, :, None, None])
+    return torch.where(peak > 0, m / peak, torch.zeros_like(m)) * intensity
+
+
+def water_colour(device: torch.device | str) -> Tensor:
+    """Pale turquoise (175, 238, 238) / 255 as float32 (3,), the colour water mode adds."""
+    return torch.tensor(WATER_RGB, dtype=torch.float64, device=device).div(255).to(torch.float32)
 
 
 def _mud(x: Tensor, liquid: Tensor, threshold: float, intensity: float) -> Tensor:

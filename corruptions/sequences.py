@@ -18,7 +18,7 @@ from torch import Tensor
 
 from corruptions import sequences_geometry as geometry
 from corruptions.color import hsv_to_rgb, rgb_to_hsv
-from corruptions.extra import WATER_RGB, water_distance_map
+from corruptions.extra import water_colour, water_mask
 from corruptions.filters import (clipped_zoom, gaussian_filter, motion_blur_offsets, motion_blur_weights, to_uint8,
                                  to_unit_float)
 from corruptions.presets import check_field
@@ -419,15 +419,11 @@ def spatter(clean: Tensor, preset: str, difficulty: int = 1, generator: torch.Ge
     for _ in range(frames - 1):  # the smear is a recurrence over frames; each step covers the whole batch
         layers.append(smear_down(layers[-1], p.smear))
     layers = torch.stack(layers, dim=1)  # (N, T, S, S)
-    colour = torch.tensor(WATER_RGB, dtype=torch.float64, device=clean.device).div(255).to(torch.float32)
+    colour = water_colour(clean.device)
     x = clean.to(torch.float32)[:, None] / 255  # np.array(img, dtype=float32) / 255.
     out = []
     for block in frame_blocks(n, frames, s, budget=_SPATTER_BUDGET):  # few big calls: its loops run per row
-        part = layers[:, block].reshape(-1, s, s)  # (N F, S, S), video-major
-        layer8 = ((part * 255).floor().to(torch.int64) & 255).to(torch.uint8)  # astype(uint8) wraps above 1
-        mask = layer8.to(torch.float32) * water_distance_map(layer8)  # float32, one batched call per block
-        peak = mask.amax(dim=(1, 2), keepdim=True)
-        mask = torch.where(peak > 0, mask / peak, torch.zeros_like(mask)) * p.intensity
+        mask = water_mask(layers[:, block].reshape(-1, s, s), p.intensity)  # (N F, S, S), video-major
         wet = x + mask.reshape(n, -1, 1, s, s) * colour[:, None, None]  # (N, F, 3, S, S) float32
         out.append(to_uint8(wet))
     return torch.cat(out, dim=1)
