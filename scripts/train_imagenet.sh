@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# ResNet-50 on ImageNet with AugMix + JSD (recipe A of augmix.md §7.2), then ImageNet-C evaluation on the released
+# JPEGs (no Resize(256)). One GPU; resumes with --resume auto when run again.
+#
+# Usage: scripts/train_imagenet.sh [extra overrides ...]
+#   AUGMIX_DATA_ROOT must hold imagenet/train, imagenet/val and ImageNet-C/ (or pass data.root=... eval.data_root=...)
+# Example (recipe B, the released model's known differences; do not claim parity with its numbers):
+#   scripts/train_imagenet.sh optim.nesterov=true optim.schedule=cosine train.epochs=180 train.out_dir=runs/in_b
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python}"
+"$PYTHON" train.py --config imagenet_resnet50.yaml --resume auto "$@"
