@@ -1,0 +1,607 @@
+"""Evaluation suites: clean, -C (CIFAR-10/100-C, ImageNet-C, digits-C), -P and calibration.
+
+A suite picks its data (released files, or generated in memory from the clean test set by corruptions/), runs the
+predictor cell by cell, saves each (suite, corruption, severity) cell as it completes, and hands per-sample
+statistics to evaluation/metrics.py. It computes no metric itself. ``run_evaluation`` is the entry point that
+evaluate.py and train.py share.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from corruptions import ALL_CORRUPTIONS, CORRUPTIONS, SEVERITIES
+from evaluation import metrics as M
+from evaluation.inference import InferenceSettings, Predictor, videos_per_batch
+from evaluation.report import CellStore, environment, new_results, write_report, write_tensorboard
+from loaders.released import (CIFAR_P_FRAMES, IMAGENET_P_FRAMES, ImageFiles, VideoFiles, base_perturbation,
+                              list_imagenet_c_cell, list_imagenet_p, load_cifar_c_labels, open_cifar_c, open_cifar_p)
+from runtime.distributed import print_main
+from runtime.files import data_root
+
+PERTURBATION_ORDER: tuple[str, ...] = tuple(CIFAR_P_FRAMES)  # the 14 released -P perturbations, canonical order
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """What a suite evaluates: ``kind`` clean | corruption | perturbation | calibration; ``folder`` the released
+    set under the data root (None: generated only); ``preset`` the corruptions/ parameter preset."""
+
+    name: str
+    kind: str
+    dataset: str | None = None
+    folder: str | None = None
+    preset: str | None = None
+    benchmark: str = "cifar"  # cifar: unnormalised means | imagenet: AlexNet-normalised mCE, ImageNet-P frame counts
+
+
+SUITES: Mapping[str, SuiteSpec] = MappingProxyType({s.name: s for s in (
+    SuiteSpec("clean", "clean"),
+    SuiteSpec("calibration", "calibration"),
+    SuiteSpec("cifar10-c", "corruption", "cifar10", "CIFAR-10-C", "cifar"),
+    SuiteSpec("cifar100-c", "corruption", "cifar100", "CIFAR-100-C", "cifar"),
+    SuiteSpec("imagenet-c", "corruption", "imagenet", "ImageNet-C", "imagenet", "imagenet"),
+    SuiteSpec("digits-c", "corruption", "digits", None, "cifar"),
+    SuiteSpec("cifar10-p", "perturbation", "cifar10", "CIFAR-10-P", "cifar"),
+    SuiteSpec("cifar100-p", "perturbation", "cifar100", "CIFAR-100-P", "cifar"),
+    SuiteSpec("imagenet-p", "perturbation", "imagenet", "ImageNet-P", "imagenet", "imagenet"),
+    SuiteSpec("digits-p", "perturbation", "digits", None, "cifar"),
+)})
+DATASET_SUITES: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "cifar10": ("clean", "cifar10-c", "cifar10-p", "calibration"),
+    "cifar100": ("clean", "cifar100-c", "cifar100-p", "calibration"),
+    "imagenet": ("clean", "imagenet-c", "imagenet-p", "calibration"),
+    "digits": ("clean", "digits-c", "digits-p", "calibration"),
+})
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """Everything about an evaluation run except the model."""
+
+    data_root: str | None = None          # datasets and released -C/-P folders; None = $AUGMIX_DATA_ROOT or ./data
+    out_dir: str | None = None            # results.json, results.md, plots, cells/ (resume); None = nothing written
+    inference: InferenceSettings = field(default_factory=InferenceSettings)
+    generate: bool = False                # build -C/-P in memory from the clean test set instead of released files
+    seed: int = 0                         # seed of generated sets (per chunk, as corruptions/generate*.py)
+    limit: int | None = None              # first N test images / videos per cell (quick looks)
+    corruptions: tuple[str, ...] | None = None    # None: all 19 (extras skipped when their files are absent)
+    severities: tuple[int, ...] = SEVERITIES
+    perturbations: tuple[str, ...] | None = None  # None: every perturbation available
+    difficulty: int = 1                   # -P frame step d for non-noise sequences (metrics.md §4.2)
+    roots: Mapping[str, str] = field(default_factory=dict)  # suite or dataset name -> folder, overrides defaults
+    recompute: bool = False               # ignore finished cells in out_dir/cells
+    baseline: Mapping[str, Any] | None = None  # -P normalisers: report.perturbation_baseline(results of a run)
+    alexnet_clean_error: float = M.ALEXNET_CLEAN_ERROR  # for relative mCE (metrics.md §3.3)
+    imagenet_c_resize: bool = False       # NON-STANDARD Resize(256)+CenterCrop(224) on ImageNet-C (labelled)
+    tensorboard: str | None = None        # write headline scalars to this log dir
+    tensorboard_step: int = 0
+    plots: bool = True
+
+
+def resolve_suites(names: Sequence[str], dataset: str) -> list[str]:
+    """Expand ``all`` to the suites of ``dataset`` and check every name fits it.
+
+    Raises:
+        ValueError: an unknown suite (lists valid ones) or one for another dataset.
+    """
+    out: list[str] = []
+    for name in names:
+        if name == "all":
+            if dataset not in DATASET_SUITES:
+                raise ValueError(f"suite 'all' needs a known dataset ({', '.join(DATASET_SUITES)}), "
+                                 f"the checkpoint says {dataset!r}")
+            out += DATASET_SUITES[dataset]
+            continue
+        if name not in SUITES:
+            raise ValueError(f"unknown suite {name!r}; valid: all, {', '.join(SUITES)}")
+        spec = SUITES[name]
+        if spec.dataset is not None and spec.dataset != dataset:
+            raise ValueError(f"suite {name!r} evaluates {spec.dataset} models; the checkpoint's dataset is "
+                             f"{dataset!r} (suites for it: {', '.join(DATASET_SUITES.get(dataset, ('clean',)))})")
+        out.append(name)
+    return list(dict.fromkeys(out))
+
+
+def run_evaluation(model: nn.Module, info: Any, suites: Sequence[str], options: EvalOptions,
+                   checkpoint_path: str | Path | None = None) -> dict:
+    """Evaluate ``model`` on ``suites``; the function behind evaluate.py and train.py's end-of-training hook.
+
+    Args:
+        model: maps normalised (B, 3, H, W) float images to (B, K) logits; moved to ``options.inference.device``.
+        info: a models.weights.ModelInfo (name, num_classes, dataset, mean, std, image_size, source, epoch, sha256).
+        suites: suite names or "all" (see SUITES / DATASET_SUITES).
+        options: data, output, inference and subset settings.
+        checkpoint_path: recorded in the results.
+
+    Returns:
+        The results dict (schema of evaluation/report.py), also written to ``options.out_dir`` when set: after every
+        suite (results.json) and at the end (results.md and plots).
+    """
+    requested = resolve_suites(suites, info.dataset)
+    out_dir = Path(options.out_dir) if options.out_dir else None
+    ctx = _Context(Predictor(model, info.mean, info.std, options.inference), info, options,
+                   CellStore(out_dir / "cells" if out_dir else None, options.recompute))
+    results = new_results(_checkpoint_record(info, checkpoint_path), _config_record(options, requested),
+                          environment(options.inference.device))
+    start = time.perf_counter()
+    for name in requested:
+        spec = SUITES[name]
+        reason = ctx.unavailable(spec)
+        if reason and "all" in suites and name not in suites:
+            print_main(f"[{name}] skipped: {reason}")
+            results.setdefault("skipped", {})[name] = reason
+            continue
+        if reason:
+            raise FileNotFoundError(f"suite {name}: {reason}")
+        t0 = time.perf_counter()
+        results["suites"][name] = _RUNNERS[spec.kind](ctx, spec)
+        results["suites"][name]["timing"]["seconds"] = time.perf_counter() - t0
+        if out_dir:
+            write_report(out_dir, results, plots=False)
+    results["timing"]["seconds"] = time.perf_counter() - start
+    if out_dir:
+        write_report(out_dir, results, plots=options.plots)
+    if options.tensorboard:
+        write_tensorboard(results, options.tensorboard, options.tensorboard_step)
+    return results
+
+
+def run_after_training(run_dir: str | Path, cfg: Any) -> dict:
+    """train.py's end-of-training hook: evaluate ``<run_dir>/last.pt`` on ``cfg.eval.suites`` into
+    ``<run_dir>/eval`` (the same files evaluate.py writes) and log the headline numbers to ``<run_dir>/tb``."""
+    from models.weights import load_model
+
+    run_dir = Path(run_dir)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, info = load_model(run_dir / "last.pt", map_location=device)
+    options = EvalOptions(data_root=cfg.eval.data_root or cfg.data.root, out_dir=str(run_dir / "eval"),
+                          inference=InferenceSettings(device=device, batch_size=cfg.eval.batch_size),
+                          generate=cfg.eval.generate, tensorboard=str(run_dir / "tb"),
+                          tensorboard_step=int(info.epoch or 0))
+    return run_evaluation(model, info, list(cfg.eval.suites), options, checkpoint_path=run_dir / "last.pt")
+
+
+class _Context:
+    """State shared by the suites of one run: the predictor, the cell store and the clean test set (loaded once)."""
+
+    def __init__(self, predictor: Predictor, info: Any, options: EvalOptions, store: CellStore):
+        self.predictor, self.info, self.options, self.store = predictor, info, options, store
+        self.device = predictor.device
+        self._clean: dict[str, Any] | None = None
+        amp = options.inference.amp_dtype()
+        self.fingerprint = {"checkpoint_sha256": info.sha256, "limit": options.limit,
+                            "amp": None if amp is None else str(amp).replace("torch.", "")}
+
+    def folder(self, key: str, default: str | Path) -> Path:
+        return Path(self.options.roots.get(key) or data_root(self.options.data_root) / default)
+
+    def unavailable(self, spec: SuiteSpec) -> str | None:
+        """Why a suite cannot run here (missing released folder, generator not implemented), or None."""
+        if spec.kind in ("clean", "calibration"):
+            return None
+        if self.options.generate or spec.folder is None:
+            if spec.kind == "perturbation" and importlib.util.find_spec("corruptions.sequences") is None:
+                return "generated -P sequences need corruptions/sequences.py, which this checkout does not have"
+            return None
+        folder = self.folder(spec.name, spec.folder)
+        return None if folder.is_dir() else (f"released data folder {folder} does not exist (set --data-root, "
+                                             f"--root {spec.name}=DIR, or use --generate)")
+
+    def clean(self) -> dict[str, Any]:
+        """The clean test set: {"images": (N, H, W, 3) uint8 or None, "samples": ImageNet files or None,
+        "labels": (N,) int64, "where": description}, cut to ``limit``."""
+        if self._clean is None:
+            self._clean = _load_clean(self.info.dataset, self.options, self.folder)
+        return self._clean
+
+    def clean_on_device(self) -> Tensor:
+        """(N, 3, H, W) uint8 clean test images on the evaluation device (the input of generated sets)."""
+        clean = self.clean()
+        if clean["images"] is None:
+            raise ValueError("generating -C/-P in memory needs an in-memory clean test set (CIFAR, digits); for "
+                             "ImageNet generate the files with `python -m corruptions` and evaluate those")
+        if "on_device" not in clean:
+            clean["on_device"] = torch.from_numpy(clean["images"]).to(self.device).permute(0, 3, 1, 2).contiguous()
+        return clean["on_device"]
+
+    def loader(self, dataset: torch.utils.data.Dataset, batch_size: int) -> DataLoader:
+        workers = self.options.inference.workers
+        return DataLoader(dataset, batch_size=batch_size, num_workers=workers, pin_memory=self.device.type == "cuda",
+                          persistent_workers=False, prefetch_factor=4 if workers else None)
+
+
+def _load_clean(dataset: str, options: EvalOptions, folder) -> dict[str, Any]:
+    limit = slice(None, options.limit)
+    if dataset == "digits":
+        from loaders.digits import load_digits
+
+        images, labels = load_digits(train=False)
+        where = "scikit-learn digits, fixed 500-image test split, upsampled to 32x32"
+    elif dataset in ("cifar10", "cifar100"):
+        from loaders.cifar import load_cifar
+
+        root = folder(dataset, "")
+        images, labels = load_cifar(root, dataset, train=False)
+        where = f"{dataset} test set under {root}"
+    elif dataset == "imagenet":
+        from loaders.imagefolder import list_image_folder
+
+        root = data_root(options.data_root)
+        val = folder("imagenet", root / "val" if (root / "val").is_dir() else root / "imagenet" / "val")
+        samples, classes = list_image_folder(val)
+        samples = samples[limit]
+        return {"images": None, "samples": samples, "classes": classes, "where": f"ImageNet validation at {val}",
+                "labels": np.array([label for _, label in samples], dtype=np.int64)}
+    else:
+        raise ValueError(f"no clean test set for dataset {dataset!r}; known: digits, cifar10, cifar100, imagenet")
+    return {"images": images[limit], "labels": labels[limit], "samples": None, "where": where}
+
+
+def _checkpoint_record(info: Any, path: str | Path | None) -> dict:
+    fields = ("name", "num_classes", "dataset", "mean", "std", "image_size", "source", "epoch", "sha256", "model_args")
+    return {"path": None if path is None else str(path), **{k: getattr(info, k, None) for k in fields}}
+
+
+def _config_record(options: EvalOptions, suites: list[str]) -> dict:
+    record = dataclasses.asdict(options)
+    record["baseline"] = None if options.baseline is None else {k: options.baseline.get(k) for k in ("name", "sha256")}
+    record.update(record.pop("inference"))
+    amp = options.inference.amp_dtype()
+    record.update(suites=suites, autocast_dtype=None if amp is None else str(amp).replace("torch.", ""),
+                  channels_last=options.inference.use_channels_last())
+    return record
+
+
+def _batches_with_labels(logits: Iterable[Tensor], labels: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
+    start = 0
+    for batch in logits:
+        yield batch, labels[start:start + len(batch)]
+        start += len(batch)
+
+
+def _classify(pairs: Iterable[tuple[Tensor, Tensor]]) -> tuple[dict, dict[str, np.ndarray]]:
+    """Cell record (metrics.classification_summary) and per-sample arrays from (logits, labels) batches."""
+    parts: dict[str, list[Tensor]] = {}
+    for logits, labels in pairs:
+        for key, value in M.per_sample_statistics(logits, labels).items():
+            parts.setdefault(key, []).append(value)
+    stats = {key: torch.cat(values).cpu() for key, values in parts.items()}
+    arrays = {"confidence": stats["confidence"].numpy(), "correct": stats["correct"].numpy()}
+    return M.classification_summary(stats), arrays
+
+
+def _cached_cell(ctx: _Context, suite: str, cell: str, fingerprint: dict, compute) -> tuple[dict, dict, bool]:
+    """A finished cell from the store, or ``compute()`` timed and saved; the flag says whether it was computed."""
+    hit = ctx.store.load(suite, cell, fingerprint)
+    if hit is not None:
+        return hit[0], hit[1], False
+    t0 = time.perf_counter()
+    record, arrays = compute()
+    record["seconds"] = time.perf_counter() - t0
+    ctx.store.save(suite, cell, fingerprint, record, arrays)
+    return record, arrays, True
+
+
+def _clean_cell(ctx: _Context) -> tuple[dict, dict, bool]:
+    clean = ctx.clean()
+    fingerprint = {**ctx.fingerprint, "data": clean["where"]}
+
+    def compute():
+        labels = torch.from_numpy(clean["labels"]).to(ctx.device)
+        if clean["images"] is not None:
+            return _classify(_batches_with_labels(ctx.predictor.over_array(clean["images"]), labels))
+        from loaders.transforms import ResizeCenterCrop
+
+        dataset = ImageFiles(clean["samples"], transform=ResizeCenterCrop(256, 224), size=(224, 224))
+        return _classify(ctx.predictor.over_loader(ctx.loader(dataset, ctx.options.inference.batch_size)))
+
+    return _cached_cell(ctx, "clean", "clean", fingerprint, compute)
+
+
+def _suite_result(kind: str, spec: SuiteSpec | None, ctx: _Context, source: dict, cells: list, aggregates: dict,
+                  counts: dict, **extra) -> dict:
+    return {"kind": kind, "dataset": ctx.info.dataset, "benchmark": spec.benchmark if spec else None,
+            "source": source, "cells": cells, "aggregates": aggregates,
+            "timing": {"cells_computed": counts["computed"], "cells_reused": counts["reused"]}, **extra}
+
+
+def run_clean(ctx: _Context, spec: SuiteSpec) -> dict:
+    """Top-1 error, NLL and Brier on the clean test set (ImageNet: Resize(256) + CenterCrop(224))."""
+    record, _, computed = _clean_cell(ctx)
+    _log(spec.name, "clean", record, computed)
+    preprocessing = ("Resize(256) + CenterCrop(224) + Normalize" if ctx.info.dataset == "imagenet"
+                     else "ToTensor + Normalize, no crop or resize")
+    return _suite_result("clean", spec, ctx, {"kind": "clean", "path": ctx.clean()["where"]},
+                         [{"name": "clean", **record}], {k: record[k] for k in ("n", "error", "nll", "brier")},
+                         {"computed": int(computed), "reused": int(not computed)}, preprocessing=preprocessing)
+
+
+def run_calibration(ctx: _Context, spec: SuiteSpec) -> dict:
+    """RMS calibration error (both variants), ECE-15, MCE, NLL, Brier and the reliability bins on clean data."""
+    record, arrays, computed = _clean_cell(ctx)
+    _log(spec.name, "clean", record, computed)
+    if record["n"] < M.RMS_BIN_SIZE:
+        raise ValueError(f"calibration needs at least {M.RMS_BIN_SIZE} test images, got {record['n']} (--limit?)")
+    notes = ["rms_calib_error_hendrycks reproduces calib_err of hendrycks/outlier-exposure, which skips the last "
+             "(highest-confidence) 100-sample bin; rms_calib_error sums every bin (metrics.md §5.1)"]
+    if record["n"] < 2 * M.RMS_BIN_SIZE:
+        notes.append(f"only {record['n']} images: one adaptive bin, so the paper-compatible RMS is 0 by construction")
+    return _suite_result("calibration", spec, ctx, {"kind": "clean", "path": ctx.clean()["where"]},
+                         [{"name": "clean", **record}], {k: v for k, v in record.items() if k != "seconds"},
+                         {"computed": int(computed), "reused": int(not computed)}, notes=notes,
+                         reliability=M.reliability_bins(arrays["confidence"], arrays["correct"]))
+
+
+def _log(suite: str, cell: str, record: dict, computed: bool) -> None:
+    what = (f"error {100 * record['error']:.2f}%" if "error" in record
+            else f"FP {100 * record['flip_probability']:.3f}%, uT5D {record['top5_distance']:.3f}")
+    how = f"{record['seconds']:.1f} s" if computed else "finished earlier, reused"
+    print_main(f"[{suite}] {cell}: {what} ({how})")
+
+
+def run_corruption(ctx: _Context, spec: SuiteSpec) -> dict:
+    """Every (corruption, severity) cell of a -C suite, then the CIFAR or ImageNet aggregates and the calibration of
+    the corrupted predictions (mean over cells and pooled)."""
+    opts = ctx.options
+    reader = _CorruptionReader(ctx, spec)
+    names, notes = reader.names()
+    cells, arrays, counts = [], {}, {"computed": 0, "reused": 0}
+    for name in names:
+        for severity in opts.severities:
+            fingerprint = {**ctx.fingerprint, **reader.source, "corruption": name, "severity": severity,
+                           "resize": opts.imagenet_c_resize}
+            record, cell_arrays, computed = _cached_cell(ctx, spec.name, f"{name}-{severity}", fingerprint,
+                                                         lambda n=name, s=severity: _classify(reader.pairs(n, s)))
+            _log(spec.name, f"{name} s{severity}", record, computed)
+            counts["computed" if computed else "reused"] += 1
+            cells.append({"corruption": name, "severity": severity, **record})
+            arrays[name, severity] = cell_arrays
+    errors = {name: {c["severity"]: c["error"] for c in cells if c["corruption"] == name} for name in names}
+    if spec.benchmark == "imagenet":
+        clean_error, note = _clean_error_for_relative_mce(ctx)
+        notes += [note] if note else []
+        aggregates = M.imagenet_c_summary(errors, clean_error, opts.alexnet_clean_error)
+        aggregates["clean_error"] = clean_error
+    else:
+        aggregates = M.cifar_c_summary(errors)
+        notes.append("mean corruption error: unnormalised mean over the 15 benchmark corruptions x 5 severities "
+                     "(CIFAR convention, no AlexNet normalisation); extra corruptions are listed, never averaged in")
+    aggregates["per_severity"] = {str(s): v for s, v in aggregates["per_severity"].items()}
+    aggregates["calibration"] = _corrupted_calibration(cells, arrays)
+    return _suite_result("corruption", spec, ctx, reader.source, cells, aggregates, counts, notes=notes,
+                         preprocessing=reader.preprocessing)
+
+
+def _clean_error_for_relative_mce(ctx: _Context) -> tuple[float | None, str | None]:
+    try:
+        record, _, computed = _clean_cell(ctx)
+    except FileNotFoundError as exc:
+        return None, f"relative mCE not computed: it needs the clean validation error ({exc})"
+    _log("imagenet-c", "clean (for relative mCE)", record, computed)
+    return record["error"], None
+
+
+def _corrupted_calibration(cells: list[dict], arrays: Mapping[tuple[str, int], Mapping[str, np.ndarray]]) -> dict:
+    """Calibration of the benchmark corruptions' predictions, aggregated two named ways (metrics.md §5.1,
+    UNCERTAIN how the paper aggregated): the mean of the per-cell values and the value pooled over all cells."""
+    bench = [c for c in cells if c["corruption"] in CORRUPTIONS and "rms_calib_error" in c]
+    if not bench:
+        return {}
+    mean = {k: sum(c[k] for c in bench) / len(bench) for k in ("rms_calib_error_hendrycks", "rms_calib_error",
+                                                                 "ece_15", "mce_15")}
+    keys = [(c["corruption"], c["severity"]) for c in bench]
+    confidence = torch.from_numpy(np.concatenate([arrays[k]["confidence"] for k in keys]))
+    correct = torch.from_numpy(np.concatenate([arrays[k]["correct"] for k in keys]))
+    return {"mean_over_cells": mean, "pooled": M.calibration_summary(confidence, correct), "cells": len(bench)}
+
+
+class _CorruptionReader:
+    """(logits, labels) batches of one -C cell, from released files or generated in memory."""
+
+    def __init__(self, ctx: _Context, spec: SuiteSpec):
+        self.ctx, self.spec = ctx, spec
+        self.generated = ctx.options.generate or spec.folder is None
+        self._classes: list[str] | None = None
+        self._labels: np.ndarray | None = None
+        if self.generated:
+            from corruptions.generate import DEFAULT_BATCH_SIZE
+            from corruptions.writers import package_version
+
+            self.chunk = DEFAULT_BATCH_SIZE[spec.preset]
+            self.source = {"kind": "generated", "seed": ctx.options.seed, "preset": spec.preset,
+                           "chunk_size": self.chunk, "generator": f"corruptions/ of augmix-robustness "
+                                                                  f"{package_version()}", "clean": ctx.clean()["where"]}
+            self.preprocessing = "corrupted in memory (uint8), then ToTensor + Normalize"
+        else:
+            self.folder = ctx.folder(spec.name, spec.folder)
+            layout = "imagenet-c-jpeg" if spec.benchmark == "imagenet" else "cifar-c-npy"
+            self.source = {"kind": "released", "path": str(self.folder), "format": layout}
+            self.preprocessing = ("decoded JPEG (PIL) + ToTensor + Normalize, no Resize(256)"
+                                  if spec.benchmark == "imagenet" else "ToTensor + Normalize, no crop or resize")
+            if ctx.options.imagenet_c_resize:
+                self.preprocessing = ("NON-STANDARD PROTOCOL: Resize(256) + CenterCrop(224) applied to the 224-px "
+                                      "ImageNet-C images (as the official AugMix script); not comparable with mCE")
+
+    def names(self) -> tuple[list[str], list[str]]:
+        """Corruptions to evaluate and notes on skipped ones: the requested ones (all must exist), else all 19 with
+        extra corruptions skipped when their released files are absent."""
+        if self.ctx.options.corruptions is not None:
+            return list(self.ctx.options.corruptions), []
+        if self.generated:
+            return list(ALL_CORRUPTIONS), []
+        exists = [c for c in ALL_CORRUPTIONS if (self.folder / c).is_dir() or (self.folder / f"{c}.npy").is_file()]
+        missing = [c for c in ALL_CORRUPTIONS if c not in exists]
+        missing_bench = [c for c in missing if c in CORRUPTIONS]
+        if missing_bench:
+            raise FileNotFoundError(f"{self.folder}: no released data for benchmark corruption(s) "
+                                    f"{', '.join(missing_bench)}; pass --corruptions for a partial evaluation")
+        return exists, ([f"extra corruption(s) {', '.join(missing)} not found in {self.folder}; skipped"]
+                        if missing else [])
+
+    def pairs(self, name: str, severity: int) -> Iterator[tuple[Tensor, Tensor]]:
+        ctx = self.ctx
+        if self.generated:
+            clean = ctx.clean_on_device()
+            labels = torch.from_numpy(ctx.clean()["labels"]).to(ctx.device)
+            return _batches_with_labels(self._generated_logits(clean, name, severity), labels)
+        if self.spec.benchmark == "imagenet":
+            return ctx.predictor.over_loader(ctx.loader(self._imagenet_cell(name, severity),
+                                                        ctx.options.inference.batch_size))
+        if self._labels is None:
+            self._labels = load_cifar_c_labels(self.folder, ctx.info.num_classes)
+        images, labels = open_cifar_c(self.folder, name, self._labels).cell(severity, ctx.options.limit)
+        return _batches_with_labels(ctx.predictor.over_array(images), torch.from_numpy(labels).to(ctx.device))
+
+    def _generated_logits(self, clean: Tensor, name: str, severity: int) -> Iterator[Tensor]:
+        # The chunking and per-chunk seeds of corruptions/generate.py: the cell equals the file that
+        # `python -m corruptions` writes with the same seed, chunk size and device type.
+        from corruptions.generate import chunk_generator, corrupt_batch
+
+        for k, start in enumerate(range(0, len(clean), self.chunk)):
+            generator = chunk_generator(self.ctx.options.seed, name, severity, k, clean.device)
+            corrupted = corrupt_batch(clean[start:start + self.chunk], name, severity, self.spec.preset, generator)
+            yield from self.ctx.predictor.over_tensor(corrupted)
+
+    def _imagenet_cell(self, name: str, severity: int) -> ImageFiles:
+        samples, classes = list_imagenet_c_cell(self.folder, name, severity, self._classes)
+        if len(classes) != self.ctx.info.num_classes:
+            raise ValueError(f"{self.folder / name / str(severity)}: {len(classes)} class folders, but the model "
+                             f"has {self.ctx.info.num_classes} outputs")
+        self._classes = classes
+        transform, size = None, (224, 224)
+        if self.ctx.options.imagenet_c_resize:
+            from loaders.transforms import ResizeCenterCrop
+
+            transform = ResizeCenterCrop(256, 224)
+        return ImageFiles(samples[:self.ctx.options.limit], transform=transform, size=size)
+
+
+def run_perturbation(ctx: _Context, spec: SuiteSpec) -> dict:
+    """Flip probability, top-5 and Zipf distances per perturbation, then the -P aggregates (normalised only with
+    a baseline measured on the same data, metrics.md §4.4)."""
+    reader = _PerturbationReader(ctx, spec)
+    d = ctx.options.difficulty
+    cells, counts = [], {"computed": 0, "reused": 0}
+    for name in reader.names():
+        fingerprint = {**ctx.fingerprint, **reader.source, "perturbation": name, "difficulty": d}
+        record, _, computed = _cached_cell(ctx, spec.name, f"{name}-d{d}", fingerprint,
+                                           lambda n=name: _perturbation_record(n, d, reader.logits(n)))
+        record["file"] = data_file(name, d)
+        _log(spec.name, name, record, computed)
+        counts["computed" if computed else "reused"] += 1
+        cells.append(record)
+    fp = {c["perturbation"]: c["flip_probability"] for c in cells}
+    t5d = {c["perturbation"]: c["top5_distance"] for c in cells}
+    baseline = (ctx.options.baseline or {}).get("suites", {}).get(spec.name)
+    aggregates = M.perturbation_summary(fp, t5d, baseline, cifar=spec.benchmark == "cifar")
+    notes = ["noise perturbations compare every frame with frame 0; the others compare frames d apart "
+             f"(d = {d}); FP and uT5D are unnormalised"]
+    if baseline is None:
+        notes.append("no baseline given (--baseline-ckpt or --baseline-results): mFR / mT5D not computed; the AlexNet "
+                     "normalisers of the published ImageNet-P numbers are not public (metrics.md §4.4)")
+    baseline_id = None if baseline is None else {k: (ctx.options.baseline or {}).get(k) for k in ("name", "sha256")}
+    return _suite_result("perturbation", spec, ctx, reader.source, cells, aggregates, counts, notes=notes,
+                         baseline=baseline_id, preprocessing=reader.preprocessing)
+
+
+def data_file(name: str, difficulty: int) -> str:
+    """The -P data a (perturbation, difficulty) reads: noise perturbations express difficulty through their own
+    stronger-noise sets ``<name>_2`` / ``<name>_3``; the others through the frame step alone (metrics.md §4.2)."""
+    noise_set = difficulty > 1 and M.is_noise_perturbation(name) and base_perturbation(name) == name
+    return f"{name}_{difficulty}" if noise_set else name
+
+
+def _perturbation_record(name: str, difficulty: int, batches: Iterable[Tensor]) -> tuple[dict, dict]:
+    noise = M.is_noise_perturbation(name)
+    fp, t5d, zipf, frames = [], [], [], None
+    for logits in batches:  # (B, T, K)
+        frames = logits.shape[1]
+        fp.append(M.flip_probability(M.predictions(logits), noise, difficulty))
+        t5d.append(M.top5_distance(logits, noise, difficulty))
+        zipf.append(M.zipf_distance(logits, noise, difficulty))
+    fp_all = torch.cat(fp)
+    return {"perturbation": name, "difficulty": difficulty, "videos": int(fp_all.numel()), "frames": frames,
+            "flip_probability": fp_all.mean().item(), "top5_distance": torch.cat(t5d).mean().item(),
+            "zipf_distance": torch.cat(zipf).mean().item()}, {}
+
+
+class _PerturbationReader:
+    """(B, T, K) logits of the videos of one -P perturbation, from released files or generated sequences."""
+
+    def __init__(self, ctx: _Context, spec: SuiteSpec):
+        self.ctx, self.spec = ctx, spec
+        self.generated = ctx.options.generate or spec.folder is None
+        if self.generated:
+            from corruptions.generate_p import DEFAULT_BATCH_SIZE
+
+            self.chunk = DEFAULT_BATCH_SIZE[spec.preset]
+            self.source = {"kind": "generated", "seed": ctx.options.seed, "preset": spec.preset,
+                           "chunk_size": self.chunk, "generator": "corruptions/sequences.py",
+                           "clean": ctx.clean()["where"]}
+            self.preprocessing = "sequences generated in memory (uint8), then ToTensor + Normalize per frame"
+        else:
+            self.folder = ctx.folder(spec.name, spec.folder)
+            layout = "imagenet-p-mp4" if spec.benchmark == "imagenet" else "cifar-p-npy"
+            self.source = {"kind": "released", "path": str(self.folder), "format": layout}
+            self.preprocessing = ("frames decoded with PyAV (FFmpeg), RGB, ToTensor + Normalize, no resize"
+                                  if spec.benchmark == "imagenet" else "ToTensor + Normalize per frame")
+
+    def names(self) -> list[str]:
+        if self.ctx.options.perturbations is not None:
+            return list(self.ctx.options.perturbations)
+        if self.generated:
+            from corruptions.sequences import PERTURBATIONS
+
+            return list(PERTURBATIONS)
+        d = self.ctx.options.difficulty
+        found = [p for p in PERTURBATION_ORDER
+                 if (self.folder / data_file(p, d)).is_dir() or (self.folder / f"{data_file(p, d)}.npy").is_file()]
+        if not found:
+            raise FileNotFoundError(f"{self.folder}: no released -P data (expected <perturbation>.npy files or "
+                                    f"<perturbation>/<wnid>/*.mp4 folders for {', '.join(PERTURBATION_ORDER)})")
+        return found
+
+    def logits(self, name: str) -> Iterator[Tensor]:
+        ctx, limit = self.ctx, self.ctx.options.limit
+        name = data_file(name, ctx.options.difficulty)
+        if self.generated:
+            return self._generated(name)
+        if self.spec.benchmark == "imagenet":
+            samples, _ = list_imagenet_p(self.folder, name)
+            frames = IMAGENET_P_FRAMES.get(base_perturbation(name))
+            loader = ctx.loader(VideoFiles(samples[:limit], frames=frames, size=(224, 224)),
+                                videos_per_batch(ctx.options.inference, frames or 31))
+            return (ctx.predictor.videos(videos) for videos, _ in loader)
+        return ctx.predictor.over_video_array(open_cifar_p(self.folder, name)[:limit])
+
+    def _generated(self, name: str) -> Iterator[Tensor]:
+        # The chunking and per-chunk seeds of corruptions/generate_p.py: the videos equal the file that
+        # `python -m corruptions` writes with the same seed, chunk size and device type.
+        from corruptions.generate_p import chunk_generator
+        from corruptions.sequences import make_sequences
+
+        ctx, clean = self.ctx, self.ctx.clean_on_device()
+        for k, start in enumerate(range(0, len(clean), self.chunk)):
+            generator = chunk_generator(ctx.options.seed, name, k, clean.device)
+            videos = make_sequences(clean[start:start + self.chunk], name, self.spec.preset, generator=generator)
+            per_batch = videos_per_batch(ctx.options.inference, videos.shape[1])
+            for v in range(0, len(videos), per_batch):
+                yield ctx.predictor.videos(videos[v:v + per_batch])
+
+
+_RUNNERS = MappingProxyType({"clean": run_clean, "calibration": run_calibration, "corruption": run_corruption,
+                             "perturbation": run_perturbation})
+

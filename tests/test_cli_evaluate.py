@@ -1,0 +1,116 @@
+"""evaluate.py end to end: a quickstart-style checkpoint on a generated digits-C set, the official checkpoint formats,
+compare mode, and clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import evaluate
+from models import build_model
+from runtime.files import sha256_file
+from tests._evaluation_data import direct_logits, write_cifar_c, write_tiny_checkpoint
+
+
+def _run(argv: list[str]) -> int:
+    return evaluate.main(evaluate.get_args_parser().parse_args(argv))
+
+
+def test_quickstart_checkpoint_on_generated_digits_c(tmp_path, capsys):
+    ckpt = write_tiny_checkpoint(tmp_path / "last.pt")
+    out = tmp_path / "eval"
+    code = _run(["--ckpt", str(ckpt), "--suite", "all", "--generate", "--seed", "3", "--corruptions",
+                 "gaussian_noise,defocus_blur", "--severities", "1,3", "--perturbations", "translate", "--limit",
+                 "100", "--batch-size", "100",
+                 "--out", str(out), "--data-root", str(tmp_path)])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["schema_version"] == 1 and results["checkpoint"]["sha256"] == sha256_file(ckpt)
+    assert results["checkpoint"]["source"] == "ours" and results["checkpoint"]["dataset"] == "digits"
+    digits_c = results["suites"]["digits-c"]
+    assert digits_c["source"]["kind"] == "generated" and digits_c["source"]["seed"] == 3
+    assert [(c["corruption"], c["severity"], c["n"]) for c in digits_c["cells"]] == [
+        ("gaussian_noise", 1, 100), ("gaussian_noise", 3, 100), ("defocus_blur", 1, 100), ("defocus_blur", 3, 100)]
+    assert set(results["suites"]) == {"clean", "digits-c", "digits-p", "calibration"}
+    (translate,) = results["suites"]["digits-p"]["cells"]
+    assert translate["perturbation"] == "translate" and translate["frames"] == 16 and translate["videos"] == 100
+    assert "rms_calib_error_hendrycks" in results["suites"]["calibration"]["aggregates"]
+    markdown = (out / "results.md").read_text()
+    assert "GENERATED in memory" in markdown and "PARTIAL" in markdown
+    assert {p.name for p in out.glob("*.png")} == {"digits-c_errors.png", "digits-c_severity.png", "reliability.png"}
+    assert "clean  top-1 error (%)" in capsys.readouterr().out
+
+
+def _official_cifar(path, model):
+    state = {f"module.{k}": v for k, v in model.state_dict().items()}  # saved from nn.DataParallel
+    torch.save({"epoch": 100, "dataset": "cifar10", "model": "wrn", "state_dict": state, "best_acc": 0.95,
+                "optimizer": {}}, path)
+
+
+def test_official_cifar_checkpoint_evaluates_on_released_cifar_c(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("wrn40_2", 10, depth=10, width=1).eval()
+    _official_cifar(tmp_path / "checkpoint.pth.tar", model)
+    images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    labels = np.arange(6) % 10
+    write_cifar_c(tmp_path / "CIFAR-10-C", images, labels, corruptions=("contrast",))
+    out = tmp_path / "out"
+    code = _run(["--ckpt", str(tmp_path / "checkpoint.pth.tar"), "--suite", "cifar10-c", "--corruptions", "contrast",
+                 "--severities", "4", "--data-root", str(tmp_path), "--out", str(out), "--no-plots"])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["checkpoint"]["source"] == "augmix-official-cifar" and results["checkpoint"]["epoch"] == 100
+    block = images.copy()
+    block[:, 0] = 40  # severity 4 of the first (only) corruption
+    expected = direct_logits(model, block, (0.5,) * 3, (0.5,) * 3)  # the official 2x - 1 normalisation
+    (cell,) = results["suites"]["cifar10-c"]["cells"]
+    assert cell["error"] == pytest.approx((expected.argmax(1).numpy() != labels).mean())
+
+
+@pytest.mark.parametrize("fmt", ["augmix-official-imagenet", "torchvision"])
+def test_imagenet_checkpoint_formats_map_onto_our_resnet50(tmp_path, fmt):
+    torch.manual_seed(1)
+    model = build_model("resnet50", 5, width=8).eval()  # a narrow ResNet-50 keeps the test fast
+    path = tmp_path / "weights.pth"
+    if fmt == "torchvision":
+        torch.save(model.state_dict(), path)
+    else:  # the released AugMix ImageNet file: pytorch/examples layout, DataParallel prefix
+        torch.save({"epoch": 180, "arch": "resnet50", "best_acc1": 77.5, "optimizer": {},
+                    "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, path)
+    loaded, info = evaluate.load_model(path)
+    assert info.source == fmt and info.dataset == "imagenet" and info.num_classes == 5
+    assert info.mean == (0.485, 0.456, 0.406) and info.std == (0.229, 0.224, 0.225)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+
+
+def test_compare_mode_prints_runs_side_by_side(tmp_path, capsys):
+    ckpt = write_tiny_checkpoint(tmp_path / "a.pt")
+    other = write_tiny_checkpoint(tmp_path / "b.pt", seed=1)
+    for name, path in (("a", ckpt), ("b", other)):
+        assert _run(["--ckpt", str(path), "--suite", "clean", "--out", str(tmp_path / name), "--no-plots",
+                     "--limit", "100"]) == 0
+    capsys.readouterr()
+    assert _run(["--compare", str(tmp_path / "a"), str(tmp_path / "b" / "results.json"), "--labels",
+                 "standard,augmix", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert (tmp_path / "compare.md").read_text() == printed
+    header, _, first = printed.splitlines()[:3]
+    assert header == "| metric | standard | augmix | difference |"
+    errors = [json.loads((tmp_path / n / "results.json").read_text())["suites"]["clean"]["aggregates"]["error"]
+              for n in "ab"]
+    assert first.startswith("| clean: top-1 error (%) | ") and f"{100 * (errors[1] - errors[0]):.2f} |" in first
+
+
+def test_bad_inputs_fail_with_a_message(tmp_path, capsys):
+    ckpt = write_tiny_checkpoint(tmp_path / "last.pt")
+    assert _run(["--ckpt", str(ckpt), "--suite", "cifar10-c", "--out", str(tmp_path / "o")]) == 2
+    assert "suite 'cifar10-c' evaluates cifar10 models; the checkpoint's dataset is 'digits'" in capsys.readouterr().err
+    assert _run(["--ckpt", str(ckpt), "--suite", "digits-c", "--corruptions", "fogg", "--out", str(tmp_path)]) == 2
+    assert "--corruptions: unknown value(s) fogg" in capsys.readouterr().err
+    assert _run(["--ckpt", str(tmp_path / "missing.pt")]) == 2
+    assert "missing.pt" in capsys.readouterr().err

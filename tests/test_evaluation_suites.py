@@ -1,0 +1,283 @@
+"""evaluation/inference.py and suites.py: every suite on tiny real-format data reproduces the numbers of the reference
+pipeline written out by hand; interrupted runs resume without recomputing finished cells."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from evaluation import metrics as M
+from evaluation.inference import InferenceSettings, Predictor
+from evaluation.report import perturbation_baseline
+from evaluation.suites import EvalOptions, resolve_suites, run_evaluation
+from tests._evaluation_data import (direct_logits, marked_images, model_info, smooth_images, tiny_classifier,
+                                    write_cifar_c, write_cifar_p, write_imagenet_c, write_imagenet_p)
+
+MEAN, STD = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+CPU = InferenceSettings(device="cpu", batch_size=4, chunk_images=6, workers=0)
+HAS_SEQUENCES = importlib.util.find_spec("corruptions.sequences") is not None
+
+
+def _options(tmp_path, **kw) -> EvalOptions:
+    return EvalOptions(**{"data_root": str(tmp_path), "out_dir": str(tmp_path / "out"), "inference": CPU,
+                          "plots": False, **kw})
+
+
+def test_resolve_suites_expands_all_and_checks_the_dataset():
+    assert resolve_suites(["all"], "digits") == ["clean", "digits-c", "digits-p", "calibration"]
+    assert resolve_suites(["clean", "cifar10-c", "clean"], "cifar10") == ["clean", "cifar10-c"]
+    with pytest.raises(ValueError, match="suite 'cifar100-c' evaluates cifar100 models; the checkpoint's dataset"):
+        resolve_suites(["cifar100-c"], "cifar10")
+    with pytest.raises(ValueError, match="unknown suite 'cifar10c'"):
+        resolve_suites(["cifar10c"], "cifar10")
+
+
+def test_predictor_matches_totensor_normalize_and_keeps_order():
+    model = tiny_classifier(7)
+    images = marked_images(11)
+    predictor = Predictor(model, MEAN, STD, CPU)  # batches of 4, chunks of 6: 11 = 4 + 2 | 4 + 1
+    streamed = torch.cat(list(predictor.over_array(images)))
+    torch.testing.assert_close(streamed, direct_logits(model, images, MEAN, STD), rtol=1e-5, atol=1e-5)
+    videos = np.stack([images[:5], images[5:10]], axis=1)  # (5, 2, 32, 32, 3): 2-frame videos
+    per_video = torch.cat(list(predictor.over_video_array(videos)))
+    assert per_video.shape == (5, 2, 7)
+    torch.testing.assert_close(per_video[:, 1], streamed[5:10], rtol=1e-5, atol=1e-5)
+
+
+def _cifar_c_setup(tmp_path, n=8):
+    images, labels = marked_images(n, seed=1), np.arange(n) % 10
+    write_cifar_c(tmp_path / "CIFAR-10-C", images, labels, corruptions=("fog", "snow"))
+    return images, labels
+
+
+def test_released_cifar_c_cells_equal_the_reference_pipeline(tmp_path):
+    images, labels = _cifar_c_setup(tmp_path)
+    model = tiny_classifier()
+    options = _options(tmp_path, corruptions=("fog", "snow"), severities=(2, 5))
+    results = run_evaluation(model, model_info("cifar10", 10, MEAN, STD), ["cifar10-c"], options)
+    suite = results["suites"]["cifar10-c"]
+    assert suite["source"] == {"kind": "released", "path": str(tmp_path / "CIFAR-10-C"), "format": "cifar-c-npy"}
+    for cell in suite["cells"]:
+        block = images.copy()
+        block[:, 0] = 10 * cell["severity"] + ("fog", "snow").index(cell["corruption"])  # as written
+        logits = direct_logits(model, block, MEAN, STD)
+        assert cell["error"] == M.top1_error(logits, torch.from_numpy(labels)) and cell["n"] == 8
+        assert cell["nll"] == pytest.approx(M.nll(logits, torch.from_numpy(labels)), rel=1e-5)
+    errors = {c: {s: next(x["error"] for x in suite["cells"] if x["corruption"] == c and x["severity"] == s)
+                  for s in (2, 5)} for c in ("fog", "snow")}
+    assert suite["aggregates"]["corruption_error"] == pytest.approx(M.cifar_c_summary(errors)["corruption_error"])
+    assert not suite["aggregates"]["complete"]
+    on_disk = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert on_disk["suites"]["cifar10-c"]["cells"] == suite["cells"]
+
+
+class _CountingModel(torch.nn.Module):
+    """Counts forward passes; raises KeyboardInterrupt (a kill) on pass ``fail_at``."""
+
+    def __init__(self, model, fail_at=None):
+        super().__init__()
+        self.model, self.fail_at, self.calls = model, fail_at, 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise KeyboardInterrupt
+        return self.model(x)
+
+
+def test_interrupted_evaluation_resumes_without_recomputing_finished_cells(tmp_path):
+    _cifar_c_setup(tmp_path)
+    info = model_info("cifar10", 10, MEAN, STD)
+    options = _options(tmp_path, corruptions=("fog", "snow"), severities=(1, 2))
+    # 4 cells of 8 images; chunks of 6 cut into batches of 4: 4 + 2 | 2 -> 3 forward passes per cell
+    killed = _CountingModel(tiny_classifier(), fail_at=7)  # dies on the 3rd cell's first pass, 2 cells saved
+    with pytest.raises(KeyboardInterrupt):
+        run_evaluation(killed, info, ["cifar10-c"], options)
+    assert sorted(p.name for p in (tmp_path / "out" / "cells" / "cifar10-c").glob("*.json")) == ["fog-1.json",
+                                                                                                 "fog-2.json"]
+    resumed = _CountingModel(tiny_classifier())
+    results = run_evaluation(resumed, info, ["cifar10-c"], options)
+    assert resumed.calls == 6  # only snow-1 and snow-2, three passes each
+    assert results["suites"]["cifar10-c"]["timing"]["cells_reused"] == 2
+    fresh = run_evaluation(tiny_classifier(), info, ["cifar10-c"], dataclasses.replace(options, out_dir=None))
+    strip = lambda cells: [{k: v for k, v in c.items() if k != "seconds"} for c in cells]  # noqa: E731
+    assert strip(results["suites"]["cifar10-c"]["cells"]) == strip(fresh["suites"]["cifar10-c"]["cells"])
+    again = _CountingModel(tiny_classifier())
+    run_evaluation(again, info, ["cifar10-c"], dataclasses.replace(options, recompute=True))
+    assert again.calls == 12  # --recompute: every cell
+
+
+def test_missing_released_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"suite cifar10-c: released data folder .*CIFAR-10-C does not exist"):
+        run_evaluation(tiny_classifier(), model_info("cifar10", 10), ["cifar10-c"], _options(tmp_path))
+
+
+def _imagenet_tree(tmp_path):
+    images, labels = smooth_images(3, size=224, seed=2), np.array([0, 1, 2])
+    write_imagenet_c(tmp_path / "ImageNet-C", images, labels, ("fog", "snow"), severities=(1, 3))
+    for i, (image, label) in enumerate(zip(smooth_images(3, size=240, seed=4), labels, strict=True)):
+        folder = tmp_path / "imagenet" / "val" / f"n{label:08d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image[:, :230]).save(folder / f"v{i}.JPEG", quality=95)
+    return labels
+
+
+def _decoded(paths):
+    return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])
+
+
+def test_imagenet_c_reads_jpegs_as_is_and_normalises_by_alexnet(tmp_path):
+    labels = _imagenet_tree(tmp_path)
+    model = tiny_classifier(3)
+    info = model_info("imagenet", 3, MEAN, STD, image_size=224)
+    options = _options(tmp_path, corruptions=("fog", "snow"), severities=(1, 3))
+    suite = run_evaluation(model, info, ["imagenet-c"], options)["suites"]["imagenet-c"]
+    assert "no Resize(256)" in suite["preprocessing"]
+    for cell in suite["cells"]:
+        folder = tmp_path / "ImageNet-C" / cell["corruption"] / str(cell["severity"])
+        logits = direct_logits(model, _decoded(sorted(folder.rglob("*.JPEG"))), MEAN, STD)
+        assert cell["error"] == M.top1_error(logits, torch.from_numpy(labels))
+        # per-sample confidences match too: decoded as is (no Resize(256)), in sorted-wnid order
+        saved = np.load(tmp_path / "out" / "cells" / "imagenet-c" / f"{cell['corruption']}-{cell['severity']}.npz")
+        np.testing.assert_allclose(saved["confidence"], logits.softmax(-1).max(-1).values.numpy(), rtol=1e-5)
+    agg = suite["aggregates"]
+    errors = {c: {s: x["error"] for x in suite["cells"] if x["corruption"] == c for s in [x["severity"]]}
+              for c in ("fog", "snow")}
+    assert agg["mce"] == pytest.approx(M.mce(errors, corruptions=("fog", "snow")))
+    assert agg["alexnet_clean_error"] == 0.43478 and not agg["complete"]
+    assert agg["clean_error"] is not None and "relative_mce" in agg  # clean val found under imagenet/val
+    resized = run_evaluation(model, info, ["imagenet-c"], _options(tmp_path, corruptions=("fog",), severities=(1,),
+                                                                   imagenet_c_resize=True))
+    assert "NON-STANDARD PROTOCOL" in resized["suites"]["imagenet-c"]["preprocessing"]
+
+
+def test_cifar_p_flip_probability_and_baseline_normalisation(tmp_path):
+    images = marked_images(5, seed=3)
+    write_cifar_p(tmp_path / "CIFAR-10-P", images, {"translate": 16, "rotate": 31})
+    model, info = tiny_classifier(), model_info("cifar10", 10, MEAN, STD)
+    results = run_evaluation(model, info, ["cifar10-p"], _options(tmp_path))
+    suite = results["suites"]["cifar10-p"]
+    assert [c["perturbation"] for c in suite["cells"]] == ["translate", "rotate"]
+    for cell, frames in zip(suite["cells"], (16, 31), strict=True):
+        videos = np.stack([np.roll(images, t, axis=2) for t in range(frames)], axis=1)  # (5, T, 32, 32, 3)
+        logits = direct_logits(model, videos.reshape(-1, 32, 32, 3), MEAN, STD).view(5, frames, 10)
+        assert cell["flip_probability"] == pytest.approx(M.flip_probability(logits.argmax(-1), False).mean().item())
+        assert cell["top5_distance"] == pytest.approx(M.top5_distance(logits, False).mean().item(), rel=1e-6)
+        assert cell["videos"] == 5 and cell["frames"] == frames
+    assert suite["aggregates"]["cifar_p_mfp_script"] is None  # 2 of the 10 listed perturbations only
+    other = run_evaluation(tiny_classifier(seed=1), info, ["cifar10-p"], _options(tmp_path, out_dir=None))
+    baseline = perturbation_baseline(other)
+    normalised = run_evaluation(model, info, ["cifar10-p"], _options(tmp_path, baseline=baseline))
+    agg = normalised["suites"]["cifar10-p"]["aggregates"]
+    fp = {c["perturbation"]: c["flip_probability"] for c in suite["cells"]}
+    base = baseline["suites"]["cifar10-p"]["flip_probability"]
+    assert agg["mfr"] == pytest.approx((fp["translate"] / base["translate"] + fp["rotate"] / base["rotate"]) / 2)
+    assert normalised["suites"]["cifar10-p"]["baseline"]["name"] == "tiny"
+
+
+def test_imagenet_p_decodes_mp4_and_compares_consecutive_frames(tmp_path):
+    images = smooth_images(2, size=224, seed=5)
+    write_imagenet_p(tmp_path / "ImageNet-P", images, np.array([0, 1]), {"scale": 31})
+    model, info = tiny_classifier(6), model_info("imagenet", 6, MEAN, STD, image_size=224)
+    suite = run_evaluation(model, info, ["imagenet-p"], _options(tmp_path))["suites"]["imagenet-p"]
+    (cell,) = suite["cells"]
+    from loaders.released import decode_video
+
+    paths = sorted((tmp_path / "ImageNet-P" / "scale").rglob("*.mp4"))
+    logits = torch.stack([direct_logits(model, decode_video(p), MEAN, STD) for p in paths])  # (2, 31, 6)
+    assert cell["frames"] == 31 and cell["videos"] == 2
+    assert cell["flip_probability"] == pytest.approx(M.flip_probability(logits.argmax(-1), False).mean().item())
+    assert cell["zipf_distance"] == pytest.approx(M.zipf_distance(logits, False).mean().item(), rel=1e-6)
+
+
+def test_generated_cells_equal_the_files_corruptions_generate_writes(tmp_path):
+    from corruptions.generate import GenerationConfig, generate_cifar_c
+    from loaders.digits import load_digits
+
+    images, labels = load_digits(train=False)
+    config = GenerationConfig(corruptions=("gaussian_noise",), seed=5, progress=False)
+    generate_cifar_c(images[:60], labels[:60], tmp_path / "CIFAR-10-C", config)
+    model, info = tiny_classifier(), model_info("digits", 10)
+    kw = {"corruptions": ("gaussian_noise",), "severities": (2, 4), "limit": 60}
+    generated = run_evaluation(model, info, ["digits-c"], _options(tmp_path, generate=True, seed=5, out_dir=None, **kw))
+    # digits-c has no released folder of its own: point a copy of the suite at the generated files
+    from evaluation import suites as S
+
+    spec = dataclasses.replace(S.SUITES["digits-c"], folder="CIFAR-10-C")
+    released = S.run_corruption(S._Context(Predictor(model, info.mean, info.std, CPU), info,
+                                           _options(tmp_path, out_dir=None, **kw), S.CellStore(None)), spec)
+    strip = lambda cells: [{k: v for k, v in c.items() if k != "seconds"} for c in cells]  # noqa: E731
+    assert strip(released["cells"]) == strip(generated["suites"]["digits-c"]["cells"])
+    assert generated["suites"]["digits-c"]["source"]["kind"] == "generated"
+    assert generated["suites"]["digits-c"]["source"]["seed"] == 5
+
+
+def test_all_skips_suites_without_data_and_says_why(tmp_path):
+    options = _options(tmp_path, corruptions=("gaussian_noise",), severities=(1,), perturbations=("translate",),
+                       limit=120)
+    results = run_evaluation(tiny_classifier(), model_info("digits", 10), ["all"], options)
+    expected = ["clean", "digits-c", "calibration"] + (["digits-p"] if HAS_SEQUENCES else [])
+    assert sorted(results["suites"]) == sorted(expected)
+    calibration = results["suites"]["calibration"]["aggregates"]
+    assert calibration["n"] == 120 and calibration["rms_calib_error_hendrycks"] == 0.0  # one 100+20 bin: skipped
+    if not HAS_SEQUENCES:
+        assert "corruptions/sequences.py" in results["skipped"]["digits-p"]
+
+
+@pytest.mark.skipif(not HAS_SEQUENCES, reason="generated -P needs corruptions/sequences.py (not written yet)")
+def test_generated_p_equals_the_files_corruptions_generate_p_writes(tmp_path):
+    from corruptions.generate_p import PerturbationConfig, generate_cifar_p
+    from evaluation import suites as S
+    from loaders.digits import load_digits
+
+    images, labels = load_digits(train=False)
+    config = PerturbationConfig(perturbations=("translate", "gaussian_noise_2"), seed=5, progress=False)
+    generate_cifar_p(images[:12], labels[:12], tmp_path / "CIFAR-10-P", config)
+    model, info = tiny_classifier(), model_info("digits", 10)
+    # difficulty 2: translate compares frames 2 apart; gaussian_noise reads its stronger set gaussian_noise_2
+    kw = {"perturbations": ("translate", "gaussian_noise"), "difficulty": 2, "limit": 12, "out_dir": None}
+    generated = run_evaluation(model, info, ["digits-p"], _options(tmp_path, generate=True, seed=5, **kw))
+    spec = dataclasses.replace(S.SUITES["digits-p"], folder="CIFAR-10-P")  # the same suite on the written files
+    released = S.run_perturbation(S._Context(Predictor(model, info.mean, info.std, CPU), info,
+                                             _options(tmp_path, **kw), S.CellStore(None)), spec)
+    strip = lambda cells: [{k: v for k, v in c.items() if k != "seconds"} for c in cells]  # noqa: E731
+    assert strip(released["cells"]) == strip(generated["suites"]["digits-p"]["cells"])
+    assert [c["file"] for c in released["cells"]] == ["translate", "gaussian_noise_2"]
+    assert all(c["videos"] == 12 for c in released["cells"])
+    assert generated["suites"]["digits-p"]["source"]["kind"] == "generated"
+
+
+def test_train_hook_writes_the_same_report_and_tensorboard(tmp_path):
+    from types import SimpleNamespace
+
+    from evaluation.suites import run_after_training
+    from tests._evaluation_data import write_tiny_checkpoint
+
+    write_tiny_checkpoint(tmp_path / "last.pt")
+    cfg = SimpleNamespace(eval=SimpleNamespace(suites=["clean"], data_root=None, generate=False, batch_size=250),
+                          data=SimpleNamespace(root=None))
+    results = run_after_training(tmp_path, cfg)
+    on_disk = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert on_disk["suites"]["clean"]["aggregates"] == results["suites"]["clean"]["aggregates"]
+    assert on_disk["checkpoint"]["path"] == str(tmp_path / "last.pt") and (tmp_path / "eval" / "results.md").is_file()
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_channels_last_evaluation_matches_the_cpu(tmp_path):
+    _cifar_c_setup(tmp_path, n=64)
+    info = model_info("cifar10", 10, MEAN, STD)
+    kw = {"corruptions": ("fog",), "severities": (1, 5), "out_dir": None}
+    cpu = run_evaluation(tiny_classifier(), info, ["cifar10-c"], _options(tmp_path, **kw))
+    cuda = run_evaluation(tiny_classifier(), info, ["cifar10-c"], _options(
+        tmp_path, inference=InferenceSettings(device="cuda", batch_size=16, chunk_images=40, workers=0), **kw))
+    assert cuda["config"]["amp"] == "auto" and cuda["environment"]["gpu"]
+    for a, b in zip(cpu["suites"]["cifar10-c"]["cells"], cuda["suites"]["cifar10-c"]["cells"], strict=True):
+        assert abs(a["error"] - b["error"]) <= 3 / 64  # bf16 may flip a few near-tied predictions
+        assert a["nll"] == pytest.approx(b["nll"], rel=0.05)
