@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import yaml
 
-from training.config import ConfigError, load_config, to_dict
+from training.config import ConfigError, RunConfig, load_config, to_dict
 from training.loop import NonFiniteLossError
-from training.run import fit, prepare_run
+from training.run import fit, prepare_run, select_device
 
 EXIT_NONFINITE = 3
 EXIT_SIGNAL = {"SIGTERM": 143, "SIGINT": 130}  # 128 + signal number, after a clean checkpoint
@@ -67,10 +68,31 @@ def main(args: argparse.Namespace) -> int:
         print(f"final clean test error: {100 * last['test_error']:.2f}% after {summary['epoch']} epochs "
               f"(checkpoint: {summary['run_dir']}/last.pt)", flush=True)
     if cfg.eval.suites and summary["epoch"] == cfg.train.epochs:
-        from evaluation.suites import run_after_training
-
-        run_after_training(summary["run_dir"], cfg)
+        evaluate_run(Path(summary["run_dir"]), cfg)
     return 0
+
+
+def evaluate_run(run_dir: Path, cfg: RunConfig) -> dict:
+    """The end-of-training hook: evaluate ``<run>/last.pt`` (the final epoch, as the official CIFAR script does) on
+    ``eval.suites`` into ``<run>/eval`` (the files evaluate.py writes) and log the headline numbers to ``<run>/tb``."""
+    from evaluation.inference import InferenceSettings
+    from evaluation.suites import EvalOptions, run_evaluation
+    from models.weights import load_model
+
+    device = str(select_device(cfg.train.device))
+    model, info = load_model(run_dir / "last.pt", map_location=device)
+    e = cfg.eval
+    options = EvalOptions(data_root=e.data_root or cfg.data.root, out_dir=str(run_dir / "eval"),
+                          inference=InferenceSettings(device=device, batch_size=e.batch_size,
+                                                      workers=cfg.data.num_workers),
+                          generate=e.generate, seed=e.seed, limit=e.limit or None,
+                          corruptions=tuple(e.corruptions) if e.corruptions else None,
+                          severities=tuple(e.severities), tensorboard=str(run_dir / "tb"),
+                          tensorboard_step=int(info.epoch or 0))
+    print(f"evaluating {run_dir / 'last.pt'} on {', '.join(e.suites)} -> {run_dir / 'eval'}", flush=True)
+    results = run_evaluation(model, info, list(e.suites), options, checkpoint_path=run_dir / "last.pt")
+    print((run_dir / "eval" / "results.md").read_text(), flush=True)
+    return results
 
 
 if __name__ == "__main__":

@@ -159,21 +159,6 @@ def run_evaluation(model: nn.Module, info: Any, suites: Sequence[str], options: 
     return results
 
 
-def run_after_training(run_dir: str | Path, cfg: Any) -> dict:
-    """train.py's end-of-training hook: evaluate ``<run_dir>/last.pt`` on ``cfg.eval.suites`` into
-    ``<run_dir>/eval`` (the same files evaluate.py writes) and log the headline numbers to ``<run_dir>/tb``."""
-    from models.weights import load_model
-
-    run_dir = Path(run_dir)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, info = load_model(run_dir / "last.pt", map_location=device)
-    options = EvalOptions(data_root=cfg.eval.data_root or cfg.data.root, out_dir=str(run_dir / "eval"),
-                          inference=InferenceSettings(device=device, batch_size=cfg.eval.batch_size),
-                          generate=cfg.eval.generate, tensorboard=str(run_dir / "tb"),
-                          tensorboard_step=int(info.epoch or 0))
-    return run_evaluation(model, info, list(cfg.eval.suites), options, checkpoint_path=run_dir / "last.pt")
-
-
 class _Context:
     """State shared by the suites of one run: the predictor, the cell store and the clean test set (loaded once)."""
 

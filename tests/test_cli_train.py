@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,19 @@ def test_print_config_shows_the_resolved_values(capsys):
     assert _run(["--config", "cifar100_densenet.yaml", "--print-config", "optim.lr=0.2"]) == 0
     out = capsys.readouterr().out
     assert "lr: 0.2" in out and "weight_decay: 0.0001" in out and "dataset: cifar100" in out
+
+
+def test_end_of_training_evaluation_writes_the_evaluator_report(tmp_path, capsys):
+    overrides = tiny_overrides(tmp_path, "digits", "wrn40_2")
+    overrides = [o for o in overrides if not o.startswith("eval.suites")] + [
+        "eval.suites=[clean,digits-c]", "eval.generate=true", "eval.corruptions=[fog,contrast]",
+        "eval.severities=[1,5]", "eval.limit=40"]
+    assert _run(["--config", "quickstart.yaml", *overrides]) == 0
+    out = capsys.readouterr().out
+    results = json.loads((tmp_path / "run" / "eval" / "results.json").read_text())
+    assert set(results["suites"]) == {"clean", "digits-c"}
+    cells = results["suites"]["digits-c"]["cells"]
+    assert {(c["corruption"], c["severity"]) for c in cells} == {(c, s) for c in ("fog", "contrast") for s in (1, 5)}
+    assert results["suites"]["digits-c"]["source"]["kind"] == "generated"
+    assert (tmp_path / "run" / "eval" / "results.md").read_text() in out  # printed at the end
+    assert list((tmp_path / "run" / "tb").glob("events.out.tfevents.*"))

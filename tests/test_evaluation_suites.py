@@ -253,22 +253,6 @@ def test_generated_p_equals_the_files_corruptions_generate_p_writes(tmp_path):
     assert generated["suites"]["digits-p"]["source"]["kind"] == "generated"
 
 
-def test_train_hook_writes_the_same_report_and_tensorboard(tmp_path):
-    from types import SimpleNamespace
-
-    from evaluation.suites import run_after_training
-    from tests._evaluation_data import write_tiny_checkpoint
-
-    write_tiny_checkpoint(tmp_path / "last.pt")
-    cfg = SimpleNamespace(eval=SimpleNamespace(suites=["clean"], data_root=None, generate=False, batch_size=250),
-                          data=SimpleNamespace(root=None))
-    results = run_after_training(tmp_path, cfg)
-    on_disk = json.loads((tmp_path / "eval" / "results.json").read_text())
-    assert on_disk["suites"]["clean"]["aggregates"] == results["suites"]["clean"]["aggregates"]
-    assert on_disk["checkpoint"]["path"] == str(tmp_path / "last.pt") and (tmp_path / "eval" / "results.md").is_file()
-    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
-
-
 @pytest.mark.gpu
 def test_cuda_bf16_channels_last_evaluation_matches_the_cpu(tmp_path):
     _cifar_c_setup(tmp_path, n=64)

@@ -93,6 +93,10 @@ class EvalConfig:
     suites: list[str] = field(default_factory=list)  # run by evaluate after training (e.g. [cifar10-c]); [] = none
     data_root: str | None = None        # where the -C/-P sets live; None = data.root
     generate: bool = False              # build -C/-P in memory from the clean test set instead of released files
+    seed: int = 0                       # seed of generated -C/-P sets
+    corruptions: list[str] | None = None  # None = all (the 15 benchmark ones enter the means)
+    severities: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    limit: int = 0                      # first N test images per cell (quick looks); 0 = all
     batch_size: int = 1000
 
 
