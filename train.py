@@ -96,4 +96,7 @@ def evaluate_run(run_dir: Path, cfg: RunConfig) -> dict:
 
 
 if __name__ == "__main__":
+    from runtime.allocator import retain_freed_memory
+
+    retain_freed_memory()  # large temporaries reuse freed heap memory instead of fresh pages (runtime/allocator.py)
     sys.exit(main(get_args_parser().parse_args()))

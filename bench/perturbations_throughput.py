@@ -226,4 +226,7 @@ def main(args: argparse.Namespace) -> dict:
 
 
 if __name__ == "__main__":
+    from runtime.allocator import retain_freed_memory
+
+    retain_freed_memory()  # large temporaries reuse freed heap memory instead of fresh pages (runtime/allocator.py)
     main(get_args_parser().parse_args())

@@ -63,3 +63,15 @@ def test_atomic_files_get_the_usual_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's private 0600
+
+
+def test_malloc_tuning_applies_on_glibc_and_can_be_turned_off(monkeypatch):
+    import platform
+
+    from runtime.allocator import retain_freed_memory
+
+    monkeypatch.setenv("AUGMIX_MALLOC_TUNING", "0")
+    assert retain_freed_memory() is False
+    monkeypatch.delenv("AUGMIX_MALLOC_TUNING")
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert retain_freed_memory() is True
