@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from runtime.seeding import derive_seed
+from training.tracking import progress
 
 
 class NonFiniteLossError(RuntimeError):
@@ -129,7 +130,8 @@ def train_one_epoch(s: Stepper, views: ViewMaker, loader, epoch: int, start_step
     total_steps = loader.steps_per_epoch() if not max_steps else min(max_steps, loader.steps_per_epoch())
     sums = torch.zeros(4, dtype=torch.float64, device=views.device)  # loss, ce, jsd, errors (sums over images)
     seen, step, start = 0, start_step, time.perf_counter()
-    for batch in loader:
+    bar = progress(loader, total=total_steps - start_step, desc=f"epoch {epoch + 1}")
+    for batch in bar:
         if step >= total_steps:
             break
         inputs, labels = views(batch, epoch, step)
@@ -139,10 +141,13 @@ def train_one_epoch(s: Stepper, views: ViewMaker, loader, epoch: int, start_step
                              (logits.argmax(1) != labels).sum()]).double()
         seen, step = seen + b, step + 1
         if step % log_every == 0 or step == total_steps:
-            on_log(step, {"loss": loss.item(), "ce": terms["ce"].item(), "jsd": terms["jsd"].item(),
-                          "lr": s.optimizer.param_groups[0]["lr"]})
+            values = {"loss": loss.item(), "ce": terms["ce"].item(), "jsd": terms["jsd"].item(),
+                      "lr": s.optimizer.param_groups[0]["lr"]}
+            bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()}, refresh=False)
+            on_log(step, values)
         if stop.requested:
             break
+    bar.close()
     seconds = time.perf_counter() - start
     means = (sums / max(seen, 1)).tolist()
     return EpochResult(step, step >= total_steps, means[0], means[1], means[2], means[3], seen / max(seconds, 1e-9),

@@ -23,7 +23,7 @@ from training.data import TrainData, build_data
 from training.loop import EpochResult, NonFiniteLossError, Stepper, StopRequest, ViewMaker, evaluate_error, \
     train_one_epoch
 from training.optim import build_optimizer, build_scheduler
-from training.tracking import RunTracker, progress
+from training.tracking import RunTracker
 
 # Keys that may differ between a checkpoint's config and the resuming command (they do not change the maths).
 RESUMABLE_CHANGES = ("train.device", "train.out_dir", "train.log_every", "data.root", "data.num_workers",
