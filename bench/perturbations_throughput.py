@@ -32,8 +32,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from corruptions.sequences import (BRIGHTNESS_DELTAS, GAUSSIAN_BLUR, MOTION, NOISE_LEVELS, PERTURBATIONS,  # noqa: E402
-                                   SPATTER, make_sequences)
+from corruptions.sequences import (  # noqa: E402
+    BRIGHTNESS_DELTAS,
+    GAUSSIAN_BLUR,
+    MOTION,
+    NOISE_LEVELS,
+    PERTURBATIONS,
+    SPATTER,
+    make_sequences,
+)
 from tests import _sequences_data as R  # noqa: E402
 
 CIFAR_P_VIDEOS = 10_000

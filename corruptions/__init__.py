@@ -62,7 +62,7 @@ def get_corruption(name: str) -> Callable:
 
 
 # Imported last: api.py reads the names and get_corruption defined above.
-from corruptions.api import corrupt  # noqa: E402
+from corruptions.api import corrupt  # noqa: E402, F401 (re-exported)
 
 _SEQUENCE_EXPORTS = ("PERTURBATIONS", "PERTURBATION_SUBSETS", "IMAGENET_P_TEST", "CIFAR_P_SCRIPT", "CIFAR_P_BENCHMARK",
                      "make_sequences")

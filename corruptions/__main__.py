@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from corruptions import SEVERITIES, SUBSETS, get_corruption_names
+from corruptions.writers import resolve_device
 
 ARRAY_SOURCES = ("cifar10", "cifar100", "digits")
 SOURCES = (*ARRAY_SOURCES, "imagefolder")
@@ -119,20 +120,6 @@ def load_array_source(source: str, data_root: str | None, limit: int | None = No
     return images[:limit], labels[:limit], path
 
 
-def _device(name: str | None) -> str:
-    import torch
-
-    if name is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ValueError(f"unknown --device {name!r}: {exc}") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name} requested but CUDA is not available; use --device cpu")
-    return name
-
-
 def run_generate(args: argparse.Namespace) -> dict:
     from corruptions.generate import GenerationConfig, generate_cifar_c, generate_imagenet_c
 
@@ -140,7 +127,7 @@ def run_generate(args: argparse.Namespace) -> dict:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
     preset = args.preset or ("imagenet" if args.source == "imagefolder" else "cifar")
     config = dict(preset=preset, corruptions=args.corruptions or get_corruption_names("all"),
-                  severities=args.severities, seed=args.seed, device=_device(args.device),
+                  severities=args.severities, seed=args.seed, device=resolve_device(args.device),
                   batch_size=args.batch_size, workers=args.workers, verify=args.verify)
     if args.source == "imagefolder":
         from loaders.imagefolder import list_image_folder
@@ -170,7 +157,7 @@ def run_grid(args: argparse.Namespace) -> Path:
         array, _, _ = load_array_source(args.source, args.data_root, args.num_images)
         images = torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()  # (N,H,W,3) -> (N,3,H,W)
     corruptions = args.corruptions or get_corruption_names("all")
-    return save_grid(images.to(_device(args.device)), args.out, corruptions, preset, seed=args.seed,
+    return save_grid(images.to(resolve_device(args.device)), args.out, corruptions, preset, seed=args.seed,
                      cell_size=args.cell_size, colors=args.colors)
 
 

@@ -12,8 +12,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from corruptions.filters import (border_indices, clipped_zoom, clipped_zoom_sides, gaussian_filter, motion_blur_line,
-                                 to_uint8, to_unit_float)
+from corruptions.filters import (
+    border_indices,
+    clipped_zoom,
+    clipped_zoom_sides,
+    gaussian_filter,
+    motion_blur_line,
+    to_uint8,
+    to_unit_float,
+)
 from corruptions.presets import check_batch, check_field, get_params
 
 

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from corruptions.color import hsv_to_rgb, rgb_to_hsv
 from corruptions.filters import border_indices, gaussian_filter, to_uint8, to_unit_float
+from corruptions.noise import normal_field
 from corruptions.presets import check_batch, check_field, get_params
 
 WATER_RGB = (175, 238, 238)  # pale turquoise, added in water mode (reference "water is pale turquoise")
@@ -41,11 +42,7 @@ def speckle_noise(images: Tensor, severity: int, preset: str, generator: torch.G
         (N, 3, H, W) uint8, same device.
     """
     check_batch(images, severity, preset)
-    sigma = get_params(preset, "speckle_noise", severity)
-    if noise is None:
-        noise = torch.randn(images.shape, generator=generator, dtype=torch.float64, device=images.device) * sigma
-    else:
-        noise = check_field(noise, "noise", images.shape, torch.float64, images.device)
+    noise = normal_field(images, get_params(preset, "speckle_noise", severity), generator, noise)
     x = to_unit_float(images)
     return to_uint8(x + x * noise)
 
@@ -130,7 +127,8 @@ def spatter(images: Tensor, severity: int, preset: str, generator: torch.Generat
 
 def _water(x: Tensor, liquid: Tensor, intensity: float, clip_layer: bool) -> Tensor:
     """Water mode on float32 images (N, 3, H, W) in [0, 1] and the thresholded float64 layer (N, H, W)."""
-    return to_uint8(x + water_mask(liquid, intensity, clip_layer)[:, None] * water_colour(x.device)[None, :, None, None])
+    mask = water_mask(liquid, intensity, clip_layer)  # (N, H, W)
+    return to_uint8(x + mask[:, None] * water_colour(x.device)[None, :, None, None])
 
 
 def water_mask(liquid: Tensor, intensity: float, clip_layer: bool = False) -> Tensor:

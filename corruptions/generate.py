@@ -12,11 +12,9 @@ no released random field can be reproduced, so generated sets are marked as such
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import platform
 import shutil
-import tempfile
 import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -129,34 +127,9 @@ def _source_fingerprint(*arrays: np.ndarray) -> str:
 
 
 def _open_output(out_dir: Path, layout: str, config: GenerationConfig, source: dict[str, Any]) -> dict[str, Any]:
-    """Create ``out_dir`` or resume it: a manifest with other byte-determining settings is an error."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=out_dir).close()  # fail now, not after an hour of work
-    except OSError as exc:
-        raise OSError(f"cannot write to output folder {out_dir}: {exc.strerror or exc}") from exc
-    W.remove_stale_temps(out_dir)
-    W.remove_stale_temps(out_dir / W.WORK_DIR, recursive=True)
-    settings = json.loads(json.dumps(config.settings(layout)))
-    manifest = W.load_manifest(out_dir)
-    if manifest is None:
-        foreign = sorted(p.name for p in out_dir.iterdir() if p.name != W.WORK_DIR)
-        if foreign:
-            raise ValueError(f"output folder {out_dir} already holds {', '.join(foreign[:5])} but no "
-                             f"{W.MANIFEST_NAME}; refusing to mix a generated set into it. Choose an empty --out.")
-        manifest = W.new_manifest(layout, settings, source)
-        manifest["device"] = _describe_device(config.device)
-        W.save_manifest(out_dir, manifest)
-        return manifest
-    differing = [k for k in settings if manifest.get("settings", {}).get(k) != settings[k]]
-    if manifest.get("source", {}).get("fingerprint") != source["fingerprint"]:
-        differing.append("source (images or file list)")
-    if differing:
-        were = {k: manifest.get("settings", {}).get(k) for k in differing if k in settings}
-        raise ValueError(f"{out_dir / W.MANIFEST_NAME} was started with other settings: {', '.join(differing)} "
-                         f"(recorded {were}, now { {k: settings[k] for k in differing if k in settings} }). "
-                         "Resume with the same settings or choose another --out.")
-    return manifest
+    """Create ``out_dir`` or resume it (writers.open_output); a new manifest records the device."""
+    return W.open_output(out_dir, layout, config.settings(layout), source,
+                         lambda manifest: manifest.update(device=_describe_device(config.device)))
 
 
 def _describe_device(name: str) -> dict[str, str]:

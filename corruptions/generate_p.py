@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import shutil
 import sys
-import tempfile
 import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -33,8 +31,16 @@ from tqdm import tqdm
 
 from corruptions import video
 from corruptions import writers as W
-from corruptions.sequences import (ALL_PERTURBATION_NAMES, NOISE_PERTURBATIONS, PERTURBATION_SUBSETS, PERTURBATIONS,
-                                   make_sequences, num_frames, perturbation_file_name, resolve_perturbation)
+from corruptions.sequences import (
+    ALL_PERTURBATION_NAMES,
+    NOISE_PERTURBATIONS,
+    PERTURBATION_SUBSETS,
+    PERTURBATIONS,
+    make_sequences,
+    num_frames,
+    perturbation_file_name,
+    resolve_perturbation,
+)
 from corruptions.sequences_geometry import IMAGENET_RESIZE
 from runtime.files import sha256_file
 from runtime.seeding import derive_seed
@@ -117,37 +123,14 @@ def resize_shorter_side(image: Image.Image, size: int = IMAGENET_RESIZE) -> Imag
 
 
 def _open_output(out_dir: Path, layout: str, config: PerturbationConfig, source: dict[str, Any]) -> dict[str, Any]:
-    """Create ``out_dir`` or resume it: a manifest with other byte-determining settings is an error."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=out_dir).close()  # fail now, not after an hour of work
-    except OSError as exc:
-        raise OSError(f"cannot write to output folder {out_dir}: {exc.strerror or exc}") from exc
-    W.remove_stale_temps(out_dir, recursive=True)
-    settings = json.loads(json.dumps(config.settings(layout)))
-    manifest = W.load_manifest(out_dir)
-    if manifest is None:
-        foreign = sorted(p.name for p in out_dir.iterdir() if p.name != W.WORK_DIR)
-        if foreign:
-            raise ValueError(f"output folder {out_dir} already holds {', '.join(foreign[:5])} but no "
-                             f"{W.MANIFEST_NAME}; refusing to mix a generated set into it. Choose an empty --out.")
-        manifest = W.new_manifest(layout, settings, source)
+    """Create ``out_dir`` or resume it (writers.open_output); a new manifest lists perturbations, not corruptions."""
+    def initialise(manifest: dict[str, Any]) -> None:
         manifest.pop("corruptions", None)
         manifest.update(note=GENERATED_NOTE, perturbations=[])
         if layout == LAYOUT_MP4:
             manifest["versions"].update(video.encoder_versions())
-        W.save_manifest(out_dir, manifest)
-        return manifest
-    recorded = manifest.get("settings", {})
-    differing = [k for k in settings if recorded.get(k) != settings[k]]
-    if manifest.get("source", {}).get("fingerprint") != source["fingerprint"]:
-        differing.append("source (images or file list)")
-    if differing:
-        raise ValueError(f"{out_dir / W.MANIFEST_NAME} was started with other settings: {', '.join(differing)} "
-                         f"(recorded { {k: recorded.get(k) for k in differing if k in settings} }, now "
-                         f"{ {k: settings[k] for k in differing if k in settings} }). Resume with the same settings or "
-                         "choose another --out.")
-    return manifest
+
+    return W.open_output(out_dir, layout, config.settings(layout), source, initialise)
 
 
 def _finish(out_dir: Path, manifest: dict, config: PerturbationConfig) -> None:
@@ -478,18 +461,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def _resolve_device(name: str | None) -> str:
-    if name is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ValueError(f"unknown --device {name!r}: {exc}") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name} requested but CUDA is not available; use --device cpu")
-    return name
-
-
 def run(args: argparse.Namespace) -> dict:
     """Generate what the parsed command line asks for; returns the manifest."""
     if args.limit is not None and args.limit < 1:
@@ -502,7 +473,7 @@ def run(args: argparse.Namespace) -> dict:
     for name in perturbations:  # fail before any work on an impossible difficulty
         resolve_perturbation(name, args.difficulty)
     config = dict(preset=preset, perturbations=perturbations, difficulty=args.difficulty, seed=args.seed,
-                  device=_resolve_device(args.device), batch_size=args.batch_size, workers=args.workers,
+                  device=W.resolve_device(args.device), batch_size=args.batch_size, workers=args.workers,
                   x264_preset=args.x264_preset, pix_fmt=args.pix_fmt, verify=args.verify)
     if args.source == "imagefolder":
         from loaders.imagefolder import list_image_folder  # the CLI may import loaders; the library does not

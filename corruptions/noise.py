@@ -29,12 +29,16 @@ def gaussian_noise(images: Tensor, severity: int, preset: str, generator: torch.
         (N, 3, H, W) uint8, same device.
     """
     check_batch(images, severity, preset)
-    sigma = get_params(preset, "gaussian_noise", severity)
-    if noise is None:
-        noise = torch.randn(images.shape, generator=generator, dtype=torch.float64, device=images.device) * sigma
-    else:
-        noise = check_field(noise, "noise", images.shape, torch.float64, images.device)
+    noise = normal_field(images, get_params(preset, "gaussian_noise", severity), generator, noise)
     return to_uint8(to_unit_float(images) + noise)
+
+
+def normal_field(images: Tensor, sigma: float, generator: torch.Generator | None, noise: Tensor | None) -> Tensor:
+    """The (N, 3, H, W) float64 field N(0, sigma^2) of gaussian and speckle noise: drawn per element from
+    ``generator`` on the images' device, or the injected ``noise`` after its shape/dtype/device check."""
+    if noise is None:
+        return torch.randn(images.shape, generator=generator, dtype=torch.float64, device=images.device) * sigma
+    return check_field(noise, "noise", images.shape, torch.float64, images.device)
 
 
 def shot_noise(images: Tensor, severity: int, preset: str, generator: torch.Generator | None = None, *,

@@ -19,8 +19,14 @@ from torch import Tensor
 from corruptions import sequences_geometry as geometry
 from corruptions.color import hsv_to_rgb, rgb_to_hsv
 from corruptions.extra import water_colour, water_mask
-from corruptions.filters import (clipped_zoom, gaussian_filter, motion_blur_offsets, motion_blur_weights, to_uint8,
-                                 to_unit_float)
+from corruptions.filters import (
+    clipped_zoom,
+    gaussian_filter,
+    motion_blur_offsets,
+    motion_blur_weights,
+    to_uint8,
+    to_unit_float,
+)
 from corruptions.presets import check_field
 from corruptions.sequences_geometry import SIDE, BaseImages, base_images, frame_blocks
 from corruptions.weather import GRAY_WEIGHTS

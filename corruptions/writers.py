@@ -14,7 +14,8 @@ import json
 import os
 import platform
 import subprocess
-from collections.abc import Iterable, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -294,3 +295,55 @@ def save_manifest(out_dir: str | os.PathLike, manifest: dict[str, Any]) -> None:
 def npy_file_entry(sha256: str, size: int, shape: tuple[int, ...], dtype: np.dtype, **extra: Any) -> dict:
     return {"sha256": sha256, "bytes": int(size), "shape": [int(s) for s in shape], "dtype": np.dtype(dtype).name,
             **extra}
+
+
+def open_output(out_dir: Path, layout: str, settings: dict[str, Any], source: dict[str, Any],
+                initialise: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Create ``out_dir`` (checking it is writable now, not after an hour of work) or resume it.
+
+    A new folder gets a fresh manifest, completed by ``initialise(manifest)``; a folder whose manifest records other
+    byte-determining ``settings`` or another source fingerprint is an error naming the differences; a non-empty
+    folder without a manifest is refused (a generated set is never mixed into other files).
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out_dir).close()
+    except OSError as exc:
+        raise OSError(f"cannot write to output folder {out_dir}: {exc.strerror or exc}") from exc
+    remove_stale_temps(out_dir, recursive=True)
+    settings = json.loads(json.dumps(settings))  # as the manifest stores them (tuples -> lists)
+    manifest = load_manifest(out_dir)
+    if manifest is None:
+        foreign = sorted(p.name for p in out_dir.iterdir() if p.name != WORK_DIR)
+        if foreign:
+            raise ValueError(f"output folder {out_dir} already holds {', '.join(foreign[:5])} but no "
+                             f"{MANIFEST_NAME}; refusing to mix a generated set into it. Choose an empty --out.")
+        manifest = new_manifest(layout, settings, source)
+        initialise(manifest)
+        save_manifest(out_dir, manifest)
+        return manifest
+    recorded = manifest.get("settings", {})
+    differing = [k for k in settings if recorded.get(k) != settings[k]]
+    if manifest.get("source", {}).get("fingerprint") != source["fingerprint"]:
+        differing.append("source (images or file list)")
+    if differing:
+        raise ValueError(f"{out_dir / MANIFEST_NAME} was started with other settings: {', '.join(differing)} "
+                         f"(recorded { {k: recorded.get(k) for k in differing if k in settings} }, now "
+                         f"{ {k: settings[k] for k in differing if k in settings} }). Resume with the same settings or "
+                         "choose another --out.")
+    return manifest
+
+
+def resolve_device(name: str | None) -> str:
+    """A --device value: None = cuda when available, else cpu; an unknown name or missing CUDA is a clear error."""
+    import torch
+
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown --device {name!r}: {exc}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name} requested but CUDA is not available; use --device cpu")
+    return name

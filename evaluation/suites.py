@@ -26,8 +26,18 @@ from corruptions import ALL_CORRUPTIONS, CORRUPTIONS, SEVERITIES
 from evaluation import metrics as M
 from evaluation.inference import InferenceSettings, Predictor, videos_per_batch
 from evaluation.report import CellStore, environment, new_results, write_report, write_tensorboard
-from loaders.released import (CIFAR_P_FRAMES, IMAGENET_P_FRAMES, ImageFiles, VideoFiles, base_perturbation,
-                              list_imagenet_c_cell, list_imagenet_p, load_cifar_c_labels, open_cifar_c, open_cifar_p)
+from loaders.released import (
+    CIFAR_P_FRAMES,
+    IMAGENET_P_FRAMES,
+    ImageFiles,
+    VideoFiles,
+    base_perturbation,
+    list_imagenet_c_cell,
+    list_imagenet_p,
+    load_cifar_c_labels,
+    open_cifar_c,
+    open_cifar_p,
+)
 from runtime.distributed import print_main
 from runtime.files import data_root
 

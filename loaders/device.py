@@ -62,7 +62,8 @@ class DeviceLoader:
     def __init__(self, images: Tensor, labels: Tensor, batch_size: int, seed: int = 0, train: bool = True,
                  padding: int = 4, drop_last: bool = False):
         if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(f"DeviceLoader expects (N, 3, H, W) uint8 images, got {tuple(images.shape)} {images.dtype}")
+            raise ValueError(f"DeviceLoader expects (N, 3, H, W) uint8 images, got {tuple(images.shape)} "
+                             f"{images.dtype}")
         self.images, self.labels = images, labels
         self.batch_size, self.seed, self.train = batch_size, seed, train
         self.padding, self.drop_last = padding, drop_last

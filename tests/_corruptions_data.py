@@ -26,7 +26,7 @@ PRESET_SIZES = {"cifar": 32, "tiny": 64, "imagenet": 224}
 _PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _photo(name: str) -> np.ndarray:
     import skimage.data
 
@@ -52,7 +52,7 @@ def photo_crops(size: int, count: int, seed: int = 0) -> np.ndarray:
     Lanczos-resized; a cheap source of many real images for statistical checks. Read-only (cached)."""
     rng = np.random.default_rng(seed)
     out = []
-    for i in range(count):
+    for _ in range(count):
         image = _photo(_PHOTOS[rng.integers(len(_PHOTOS))])
         h, w = image.shape[:2]
         side = int(min(h, w) * rng.uniform(0.3, 1.0))

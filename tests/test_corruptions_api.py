@@ -9,8 +9,15 @@ import torch
 import corruptions
 from corruptions import _MODULE_OF, ALL_CORRUPTIONS, corrupt, get_corruption, get_corruption_names
 from corruptions.presets import PRESETS
-from tests._corruptions_data import single_thread  # noqa: F401 (autouse fixture: one intra-op thread)
-from tests._corruptions_data import mean_abs_change, photo_crops, photos, sample_images, to_nchw, to_nhwc
+from tests._corruptions_data import (
+    mean_abs_change,
+    photo_crops,
+    photos,
+    sample_images,
+    single_thread,  # noqa: F401 (autouse fixture: one intra-op thread)
+    to_nchw,
+    to_nhwc,
+)
 
 # This helper's 11 corruptions; the weather / extra modules are tested in their own files.
 OURS = tuple(name for name in ALL_CORRUPTIONS if _MODULE_OF[name] in ("noise", "blur", "digital"))

@@ -8,15 +8,32 @@ import pytest
 import torch
 from scipy import ndimage
 
-from corruptions.blur import (defocus_blur, disk_kernel, glass_blur, glass_shuffle, motion_blur,
-                              opencv_gaussian_kernel, zoom_blur)
-from corruptions.filters import (clipped_zoom, clipped_zoom_sides, gaussian_filter, motion_blur_line,
-                                 motion_blur_weights)
+from corruptions.blur import (
+    defocus_blur,
+    disk_kernel,
+    glass_blur,
+    glass_shuffle,
+    motion_blur,
+    opencv_gaussian_kernel,
+    zoom_blur,
+)
+from corruptions.filters import clipped_zoom, clipped_zoom_sides, gaussian_filter, motion_blur_line, motion_blur_weights
 from corruptions.presets import PARAMS, get_params
-from tests._corruptions_data import single_thread  # noqa: F401 (autouse fixture: one intra-op thread)
-from tests._corruptions_data import (PRESET_SIZES, glass_offsets, photos, ref_clipped_zoom, ref_defocus_blur,
-                                     ref_disk, ref_glass_blur, ref_motion_blur, ref_zoom_blur, sample_images, to_nchw,
-                                     to_nhwc)
+from tests._corruptions_data import (
+    PRESET_SIZES,
+    glass_offsets,
+    photos,
+    ref_clipped_zoom,
+    ref_defocus_blur,
+    ref_disk,
+    ref_glass_blur,
+    ref_motion_blur,
+    ref_zoom_blur,
+    sample_images,
+    single_thread,  # noqa: F401 (autouse fixture: one intra-op thread)
+    to_nchw,
+    to_nhwc,
+)
 
 SEVERITIES = (1, 2, 3, 4, 5)
 
@@ -271,8 +288,8 @@ def numba_offsets():
         out = np.empty((iterations, (size - 2 * delta) ** 2, 2), dtype=np.int64)
         for i in range(iterations):
             k = 0
-            for h in range(size - delta, delta, -1):
-                for w in range(size - delta, delta, -1):
+            for _row in range(size - delta, delta, -1):
+                for _col in range(size - delta, delta, -1):
                     dx, dy = np.random.randint(-delta, delta, size=(2,))
                     out[i, k, 0], out[i, k, 1] = dx, dy
                     k += 1

@@ -8,9 +8,18 @@ import torch
 
 from corruptions.digital import _box_windows, contrast, elastic_transform, jpeg_compression, pixelate
 from corruptions.presets import get_params
-from tests._corruptions_data import single_thread  # noqa: F401 (autouse fixture: one intra-op thread)
-from tests._corruptions_data import (PRESET_SIZES, photos, ref_contrast, ref_elastic, ref_jpeg, ref_pixelate,
-                                     sample_images, to_nchw, to_nhwc)
+from tests._corruptions_data import (
+    PRESET_SIZES,
+    photos,
+    ref_contrast,
+    ref_elastic,
+    ref_jpeg,
+    ref_pixelate,
+    sample_images,
+    single_thread,  # noqa: F401 (autouse fixture: one intra-op thread)
+    to_nchw,
+    to_nhwc,
+)
 
 SEVERITIES = (1, 2, 3, 4, 5)
 

@@ -33,7 +33,7 @@ RANDOM = ("speckle_noise", "spatter")
 MONOTONE = ("speckle_noise", "gaussian_blur")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _images(preset: str) -> np.ndarray:
     return sample_images(PRESETS[preset])  # 4 photographs + 2 digits, (6, S, S, 3) uint8
 

@@ -16,8 +16,14 @@ import torch
 from PIL import Image
 
 from corruptions import writers as W
-from corruptions.generate import (GenerationConfig, chunk_generator, corrupt_batch, generate_cifar_c,
-                                  generate_imagenet_c, preprocess_image)
+from corruptions.generate import (
+    GenerationConfig,
+    chunk_generator,
+    corrupt_batch,
+    generate_cifar_c,
+    generate_imagenet_c,
+    preprocess_image,
+)
 from tests._generation_data import cifar_like, random_corruption, registered_corruptions, write_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]

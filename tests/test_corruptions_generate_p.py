@@ -13,8 +13,14 @@ from PIL import Image
 
 from corruptions import video
 from corruptions import writers as W
-from corruptions.generate_p import (PerturbationConfig, chunk_generator, generate_cifar_p, generate_imagenet_p, main,
-                                    resize_shorter_side)
+from corruptions.generate_p import (
+    PerturbationConfig,
+    chunk_generator,
+    generate_cifar_p,
+    generate_imagenet_p,
+    main,
+    resize_shorter_side,
+)
 from corruptions.sequences import make_sequences, num_frames
 from runtime.files import sha256_file
 from tests._generation_data import cifar_like, write_image_folder

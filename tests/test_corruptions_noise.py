@@ -8,10 +8,21 @@ import torch
 
 from corruptions.noise import gaussian_noise, impulse_noise, shot_noise
 from corruptions.presets import get_params
-from tests._corruptions_data import single_thread  # noqa: F401 (autouse fixture: one intra-op thread)
-from tests._corruptions_data import (PRESET_SIZES, assert_same_change_statistics, hwc_fields, impulse_fields,
-                                     photo_crops, photos, ref_gaussian_noise, ref_impulse_noise, ref_shot_noise,
-                                     sample_images, to_nchw, to_nhwc)
+from tests._corruptions_data import (
+    PRESET_SIZES,
+    assert_same_change_statistics,
+    hwc_fields,
+    impulse_fields,
+    photo_crops,
+    photos,
+    ref_gaussian_noise,
+    ref_impulse_noise,
+    ref_shot_noise,
+    sample_images,
+    single_thread,  # noqa: F401 (autouse fixture: one intra-op thread)
+    to_nchw,
+    to_nhwc,
+)
 
 SEVERITIES = (1, 2, 3, 4, 5)
 

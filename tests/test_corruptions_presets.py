@@ -7,8 +7,19 @@ import pytest
 import torch
 
 from corruptions import ALL_CORRUPTIONS
-from corruptions.presets import (ELASTIC_SCALE, FOG_MAPSIZE, FROST_TEXTURE_SCALE, PARAMS, PRESETS, DefocusParams,
-                                 GlassParams, check_batch, check_field, check_image_size, get_params)
+from corruptions.presets import (
+    ELASTIC_SCALE,
+    FOG_MAPSIZE,
+    FROST_TEXTURE_SCALE,
+    PARAMS,
+    PRESETS,
+    DefocusParams,
+    GlassParams,
+    check_batch,
+    check_field,
+    check_image_size,
+    get_params,
+)
 
 
 @pytest.mark.parametrize("preset", PRESETS)

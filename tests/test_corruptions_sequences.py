@@ -9,12 +9,29 @@ import torch
 
 from corruptions import sequences as P
 from corruptions.color import hsv_to_rgb, rgb_to_hsv
-from corruptions.sequences_geometry import (affine_matrices, base_images, cv2_warp_perspective, invert3x3,
-                                            tilt_homographies)
-from tests._sequences_data import (brightness_reference, center_crop, forward_affine, gaussian_blur_reference,
-                                   geometric_reference, motion_blur_reference, photo_cifar, photo_imagenet,
-                                   snow_reference, spatter_reference, tilt_matrix, to_canvas, to_hwc,
-                                   torchvision_inverse)
+from corruptions.sequences_geometry import (
+    affine_matrices,
+    base_images,
+    cv2_warp_perspective,
+    invert3x3,
+    tilt_homographies,
+)
+from tests._sequences_data import (
+    brightness_reference,
+    center_crop,
+    forward_affine,
+    gaussian_blur_reference,
+    geometric_reference,
+    motion_blur_reference,
+    photo_cifar,
+    photo_imagenet,
+    snow_reference,
+    spatter_reference,
+    tilt_matrix,
+    to_canvas,
+    to_hwc,
+    torchvision_inverse,
+)
 
 PRESETS = ("cifar", "imagenet")
 RANDOM = ("gaussian_noise", "shot_noise", "speckle_noise", "snow", "spatter")
@@ -297,7 +314,8 @@ def test_imagenet_canvas_of_different_sizes_matches_single_images():
 def test_spatter_layer_is_smeared_down_like_numpy_convolve():
     layer = torch.rand(2, 7, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     for kernel in (P.SPATTER["cifar"].smear, P.SPATTER["imagenet"].smear):
-        expected = np.apply_along_axis(lambda col: np.convolve(col, np.array(kernel), mode="same"), 1, layer.numpy())
+        expected = np.apply_along_axis(lambda col, k=kernel: np.convolve(col, np.array(k), mode="same"), 1,
+                                       layer.numpy())
         np.testing.assert_allclose(P.smear_down(layer, kernel).numpy(), expected, rtol=0, atol=1e-15)
     # [0.2, 0.8] by hand on the column (1, 2, 3): (0.2, 0.2*2 + 0.8*1, 0.2*3 + 0.8*2) = (0.2, 1.2, 2.2)
     column = torch.tensor([[1.0], [2.0], [3.0]], dtype=torch.float64)

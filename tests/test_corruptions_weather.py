@@ -40,7 +40,7 @@ RANDOM = ("snow", "frost", "fog")
 MONOTONE = {"snow": ("cifar", "tiny"), "fog": tuple(PRESETS), "brightness": tuple(PRESETS)}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _images(preset: str) -> np.ndarray:
     return sample_images(PRESETS[preset])  # 4 photographs + 2 digits, (6, S, S, 3) uint8
 
@@ -127,7 +127,7 @@ def test_fog_at_224_is_within_one_grey_level_of_the_peer_given_its_draws():
         assert _max_abs_diff(ours, peer) <= 1, severity
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _reference_textures(preset: str) -> tuple[np.ndarray, ...]:
     folder = find_frost_dir()
     return tuple(ref_frost_texture(folder / name, FROST_TEXTURE_SCALE[preset]) for name in FROST_FILES)

@@ -16,8 +16,17 @@ from evaluation import metrics as M
 from evaluation.inference import InferenceSettings, Predictor
 from evaluation.report import perturbation_baseline
 from evaluation.suites import EvalOptions, resolve_suites, run_evaluation
-from tests._evaluation_data import (direct_logits, marked_images, model_info, smooth_images, tiny_classifier,
-                                    write_cifar_c, write_cifar_p, write_imagenet_c, write_imagenet_p)
+from tests._evaluation_data import (
+    direct_logits,
+    marked_images,
+    model_info,
+    smooth_images,
+    tiny_classifier,
+    write_cifar_c,
+    write_cifar_p,
+    write_imagenet_c,
+    write_imagenet_p,
+)
 
 MEAN, STD = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
 CPU = InferenceSettings(device="cpu", batch_size=4, chunk_images=6, workers=0)

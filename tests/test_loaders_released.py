@@ -6,11 +6,28 @@ import numpy as np
 import pytest
 import torch
 
-from loaders.released import (CIFAR_P_FRAMES, IMAGENET_P_FRAMES, ImageFiles, VideoFiles, base_perturbation,
-                              decode_video, list_imagenet_c_cell, list_imagenet_p, load_cifar_c_labels, open_cifar_c,
-                              open_cifar_p)
-from tests._evaluation_data import (marked_images, smooth_images, write_cifar_c, write_cifar_p, write_imagenet_c,
-                                    write_imagenet_p, write_video)
+from loaders.released import (
+    CIFAR_P_FRAMES,
+    IMAGENET_P_FRAMES,
+    ImageFiles,
+    VideoFiles,
+    base_perturbation,
+    decode_video,
+    list_imagenet_c_cell,
+    list_imagenet_p,
+    load_cifar_c_labels,
+    open_cifar_c,
+    open_cifar_p,
+)
+from tests._evaluation_data import (
+    marked_images,
+    smooth_images,
+    write_cifar_c,
+    write_cifar_p,
+    write_imagenet_c,
+    write_imagenet_p,
+    write_video,
+)
 
 LABELS = np.array([3, 1, 4, 1, 5, 9, 2, 6])
 

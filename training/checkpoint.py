@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from models.weights import FORMAT_VERSION
 from runtime.files import atomic_torch_save
 

@@ -25,7 +25,8 @@ def cosine_factor(step: int, total_steps: int, min_factor: float) -> float:
 
 
 def step_factor(step: int, steps_per_epoch: int, epochs: int) -> float:
-    """Official ImageNet schedule (recipe A): x1, then x0.1 from epoch ``epochs // 3``, x0.01 from ``2 * (epochs // 3)``."""
+    """Official ImageNet schedule (recipe A): x1, then x0.1 from epoch ``epochs // 3``, x0.01 from
+    ``2 * (epochs // 3)``."""
     epoch = step // steps_per_epoch
     k = max(epochs // 3, 1)
     return 1.0 if epoch < k else 0.1 if epoch < 2 * k else 0.01

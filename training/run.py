@@ -14,14 +14,22 @@ from typing import Any
 import torch
 import yaml
 
+from models.weights import Normalization, checkpoint_model_fields
+from models.weights import unwrap_model as unwrap
 from runtime.files import atomic_write_text
 from runtime.seeding import capture_rng_state, restore_rng_state, seed_everything
-from models.weights import Normalization, checkpoint_model_fields, unwrap_model as unwrap
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import ConfigError, RunConfig, to_dict
 from training.data import TrainData, build_data
-from training.loop import EpochResult, NonFiniteLossError, Stepper, StopRequest, ViewMaker, evaluate_error, \
-    train_one_epoch
+from training.loop import (
+    EpochResult,
+    NonFiniteLossError,
+    Stepper,
+    StopRequest,
+    ViewMaker,
+    evaluate_error,
+    train_one_epoch,
+)
 from training.optim import build_optimizer, build_scheduler
 from training.tracking import RunTracker
 
@@ -116,7 +124,7 @@ def prepare_run(cfg: RunConfig, resume: str | None = None) -> Run:
 def fit(run: Run, stop_after_epochs: int | None = None) -> dict[str, Any]:
     """Train until ``train.epochs`` (or ``stop_after_epochs`` more epochs, or a SIGTERM/SIGINT), checkpointing each
     epoch. Returns a summary; ``summary["stopped_by"]`` names a signal when one interrupted the run."""
-    cfg, t = run.cfg, run.cfg.train
+    t = run.cfg.train
     _log_start(run)
     epochs_this_run, stopped_by = 0, None
     with StopRequest() as stop:
