@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from runtime.files import atomic_write_bytes
+from runtime.video import decode_video
 
 FPS = 1                    # -r 1 -framerate 1
 X264_PRESET = "veryslow"   # -preset veryslow
@@ -90,24 +91,6 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, settings: VideoSettin
     return hashlib.sha256(data).hexdigest()
 
 
-def read_mp4(path: str | os.PathLike) -> np.ndarray:
-    """Decode every frame of a video with PyAV to RGB: (T, H, W, 3) uint8.
-
-    Raises:
-        ValueError: naming the file when it is not a readable video or holds no frame.
-    """
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
-    except (av.error.FFmpegError, IndexError) as exc:
-        raise ValueError(f"{path} is not a readable video: {exc}") from exc
-    if not frames:
-        raise ValueError(f"{path}: the video has no frames")
-    return np.stack(frames)
-
-
 def encoder_versions() -> dict[str, str]:
     """PyAV and the FFmpeg libraries it bundles (their libx264 decides the bytes of every video)."""
     import av
@@ -118,4 +101,4 @@ def encoder_versions() -> dict[str, str]:
 
 def video_frame_count(path: str | os.PathLike) -> int:
     """Frames of a video by decoding it (container metadata can be missing or wrong); ValueError if unreadable."""
-    return len(read_mp4(path))
+    return len(decode_video(path))

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from loaders.imagefolder import list_image_folder
 from loaders.transforms import to_uint8_chw
+from runtime.video import decode_video
 
 SEVERITIES = (1, 2, 3, 4, 5)
 CIFAR_SIZE = 32
@@ -237,25 +238,6 @@ class ImageFiles(Dataset):
         if self.size is not None and (img.height, img.width) != tuple(self.size):
             raise ValueError(f"{path}: expected a {self.size[0]}x{self.size[1]} image, got {img.height}x{img.width}")
         return torch.from_numpy(to_uint8_chw(img)), label
-
-
-def decode_video(path: str | Path) -> np.ndarray:
-    """Every frame of a video, decoded with PyAV (FFmpeg) to RGB.
-
-    Returns:
-        (T, H, W, 3) uint8.
-    """
-    import av  # local: only ImageNet-P needs it
-
-    path = Path(path)
-    try:
-        with av.open(str(path)) as container:
-            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
-    except (av.error.FFmpegError, IndexError) as exc:
-        raise ValueError(f"{path} is not a readable video: {exc}") from exc
-    if not frames:
-        raise ValueError(f"{path}: the video has no frames")
-    return np.stack(frames)
 
 
 class VideoFiles(Dataset):

@@ -23,6 +23,7 @@ from corruptions.generate_p import (
 )
 from corruptions.sequences import make_sequences, num_frames
 from runtime.files import sha256_file
+from runtime.video import decode_video
 from tests._generation_data import cifar_like, write_image_folder
 from tests._sequences_data import psnr
 
@@ -156,7 +157,7 @@ def test_mp4_round_trip_is_close(pix_fmt, tmp_path):
     settings = video.settings_for("translate", "ultrafast", pix_fmt)
     digest = video.write_mp4(tmp_path / "v.mp4", frames, settings)
     assert digest == sha256_file(tmp_path / "v.mp4")
-    decoded = video.read_mp4(tmp_path / "v.mp4")
+    decoded = decode_video(tmp_path / "v.mp4")
     assert decoded.shape == frames.shape
     assert psnr(decoded, frames) > 30 and np.abs(decoded.astype(int) - frames).mean() < 3  # H.264 is lossy
     import av
@@ -200,11 +201,11 @@ def test_imagenet_p_tree_resume_and_reader(tmp_path):
     assert psnr(clip.numpy(), expected.numpy()) > 30
     victim = out / "gaussian_noise" / classes[1] / (Path(samples[3][0]).stem + ".mp4")
     kept = out / "gaussian_noise" / classes[0] / (Path(samples[0][0]).stem + ".mp4")
-    before, kept_stat = video.read_mp4(victim), kept.stat().st_mtime_ns
+    before, kept_stat = decode_video(victim), kept.stat().st_mtime_ns
     victim.unlink()
     generate_imagenet_p(samples, classes, out, config)
     assert kept.stat().st_mtime_ns == kept_stat  # only the missing video is written again ...
-    assert psnr(video.read_mp4(victim), before) > 40  # ... with the same frames (chunk seed)
+    assert psnr(decode_video(victim), before) > 40  # ... with the same frames (chunk seed)
 
 
 def test_cli_generates_digits_and_reports_bad_input(tmp_path, capsys):

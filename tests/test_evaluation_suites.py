@@ -196,7 +196,7 @@ def test_imagenet_p_decodes_mp4_and_compares_consecutive_frames(tmp_path):
     model, info = tiny_classifier(6), model_info("imagenet", 6, MEAN, STD, image_size=224)
     suite = run_evaluation(model, info, ["imagenet-p"], _options(tmp_path))["suites"]["imagenet-p"]
     (cell,) = suite["cells"]
-    from loaders.released import decode_video
+    from runtime.video import decode_video
 
     paths = sorted((tmp_path / "ImageNet-P" / "scale").rglob("*.mp4"))
     logits = torch.stack([direct_logits(model, decode_video(p), MEAN, STD) for p in paths])  # (2, 31, 6)

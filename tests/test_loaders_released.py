@@ -12,13 +12,13 @@ from loaders.released import (
     ImageFiles,
     VideoFiles,
     base_perturbation,
-    decode_video,
     list_imagenet_c_cell,
     list_imagenet_p,
     load_cifar_c_labels,
     open_cifar_c,
     open_cifar_p,
 )
+from runtime.video import decode_video
 from tests._evaluation_data import (
     marked_images,
     smooth_images,
