@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -54,6 +55,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--recompute", action="store_true", help="recompute cells already finished in --out/cells")
     p.add_argument("--baseline-ckpt", default=None,
                    help="model whose -P flip probabilities / top-5 distances normalise mFR / mT5D (same data)")
+    p.add_argument("--baseline-arch", default=None,
+                   help="architecture of a plain --baseline-ckpt state dict, e.g. alexnet for torchvision's "
+                        "alexnet-owt-4df8aa71.pth (the reference normaliser); default: read from the file")
     p.add_argument("--baseline-results", default=None,
                    help="results.json of a baseline run: -P normalisers and the baseline bars of the plots")
     p.add_argument("--alexnet-clean-error", type=float, default=None,
@@ -115,22 +119,26 @@ def evaluate_checkpoint(ckpt: str | Path, suites: list[str], options: EvalOption
     return run_evaluation(model, info, suites, options, checkpoint_path=ckpt)
 
 
-def _baseline(args: argparse.Namespace, suites: list[str], options: EvalOptions) -> dict | None:
-    """-P normalisers from --baseline-results, or from running --baseline-ckpt on the same -P data."""
+def _baseline(args: argparse.Namespace, suites: list[str], options: EvalOptions) -> tuple[dict | None, float | None]:
+    """-P normalisers from --baseline-results, or from running --baseline-ckpt on the same -P data; and, when that
+    baseline is AlexNet and the clean suite is requested, its clean error for relative mCE (metrics.md §3.3: computed
+    with the same pipeline when the weights are available)."""
     if args.baseline_results:
-        return perturbation_baseline(load_results(args.baseline_results))
+        return perturbation_baseline(load_results(args.baseline_results)), None
     if not args.baseline_ckpt:
-        return None
-    model, info = load_model(args.baseline_ckpt, map_location=options.inference.device)
-    p_suites = [s for s in resolve_suites(suites, info.dataset) if SUITES[s].kind == "perturbation"]
-    if not p_suites:
-        return None
+        return None, None
+    model, info = load_model(args.baseline_ckpt, map_location=options.inference.device, arch=args.baseline_arch)
+    resolved = resolve_suites(suites, info.dataset)
+    wanted = [s for s in resolved if SUITES[s].kind == "perturbation"]
+    if info.name == "alexnet" and "clean" in resolved and args.alexnet_clean_error is None:
+        wanted.append("clean")
+    if not wanted:
+        return None, None
     out = None if options.out_dir is None else str(Path(options.out_dir) / "baseline")
-    from dataclasses import replace
-
-    results = run_evaluation(model, info, p_suites, replace(options, out_dir=out, baseline=None, tensorboard=None),
+    results = run_evaluation(model, info, wanted, replace(options, out_dir=out, baseline=None, tensorboard=None),
                              checkpoint_path=args.baseline_ckpt)
-    return perturbation_baseline(results)
+    clean = results["suites"].get("clean", {}).get("aggregates", {}).get("error")
+    return (perturbation_baseline(results) if len(wanted) > ("clean" in wanted) else None), clean
 
 
 def _print_headline(results: dict) -> None:
@@ -154,8 +162,10 @@ def main(args: argparse.Namespace) -> int:
         args.out = args.out or str(Path("results") / Path(args.ckpt).stem)
         suites = args.suite or ["clean"]
         options = options_from_args(args)
-        baseline = _baseline(args, suites, options)
-        if baseline is not None:
+        baseline, alexnet_clean = _baseline(args, suites, options)
+        if alexnet_clean is not None:
+            args.alexnet_clean_error = alexnet_clean  # measured on this data: used instead of the 0.43478 constant
+        if baseline is not None or alexnet_clean is not None:
             options = options_from_args(args, baseline)
         results = evaluate_checkpoint(args.ckpt, suites, options, args.arch, args.num_classes, args.dataset)
     except (FileNotFoundError, ValueError, CheckpointError) as exc:

@@ -11,6 +11,7 @@ Size keys per model (``None`` keeps the model's default):
 | allconv         | -                          | first-stage channels (96; then 2x)     | after max-pools (0.5)   |
 | resnet50        | -                          | width_per_group (64)                   | -                       |
 | resnet18        | -                          | first-stage channels (64)              | -                       |
+| alexnet         | -                          | -                                      | -                       |
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import inspect
 
 from torch import nn
 
+from models.alexnet import alexnet
 from models.allconv import allconv
 from models.densenet import densenet40_12
 from models.resnet import resnet18, resnet50
@@ -35,6 +37,7 @@ MODELS = {
     "allconv": allconv,
     "resnet50": resnet50,
     "resnet18": resnet18,
+    "alexnet": alexnet,  # the ImageNet-C / -P baseline
 }
 
 SIZE_KEYS: tuple[str, ...] = ("depth", "width", "droprate")

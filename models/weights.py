@@ -43,6 +43,8 @@ DATASET_CLASSES = MappingProxyType({"cifar10": 10, "cifar100": 100, "imagenet": 
 # cifar.py's --model choices -> our names (same module names, same default sizes).
 OFFICIAL_CIFAR_MODELS = MappingProxyType({"wrn": "wrn40_2", "allconv": "allconv", "densenet": "densenet40_12",
                                           "resnext": "resnext29"})
+# Architectures whose plain state dicts are ImageNet models (torchvision weights).
+IMAGENET_ARCHITECTURES = frozenset({"resnet50", "alexnet"})
 # imagenet.py's torchvision arch names we can build.
 OFFICIAL_IMAGENET_MODELS = MappingProxyType({"resnet50": "resnet50"})
 
@@ -307,7 +309,7 @@ def _parse_plain(obj: Mapping, path: Path, arch: str | None, num_classes: int | 
     classes = _head_classes(state, path, fmt)
     _check_agrees(path, fmt, "num_classes", num_classes, classes)
     if dataset is None:
-        dataset = "imagenet" if name == "resnet50" else {10: "cifar10", 100: "cifar100"}.get(classes)
+        dataset = "imagenet" if name in IMAGENET_ARCHITECTURES else {10: "cifar10", 100: "cifar100"}.get(classes)
     if dataset not in NORMALIZATION:
         raise CheckpointError(f"{path}: a plain state dict does not say its normalisation; pass dataset= one of "
                               f"{', '.join(NORMALIZATION)} (got {dataset!r})")

@@ -114,3 +114,33 @@ def test_bad_inputs_fail_with_a_message(tmp_path, capsys):
     assert "--corruptions: unknown value(s) fogg" in capsys.readouterr().err
     assert _run(["--ckpt", str(tmp_path / "missing.pt")]) == 2
     assert "missing.pt" in capsys.readouterr().err
+
+
+def test_alexnet_baseline_supplies_the_clean_error_of_relative_mce(tmp_path):
+    from PIL import Image
+
+    from tests._evaluation_data import write_imagenet_c
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (4, 224, 224, 3), dtype=np.uint8)
+    labels = np.array([0, 1, 0, 1])
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):  # clean val: Resize(256) is a no-op here
+        folder = tmp_path / "imagenet" / "val" / f"n{label:08d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.pad(image, ((16, 16), (16, 16), (0, 0)))).save(folder / f"v{i}.png")
+    write_imagenet_c(tmp_path / "ImageNet-C", images, labels, ("fog",), (1,))
+    torch.manual_seed(0)
+    # torchvision's layouts; 2 classes because the ImageNet-C reader checks class folders against the outputs
+    torch.save(build_model("alexnet", 2).state_dict(), tmp_path / "alexnet.pth")
+    torch.save(build_model("resnet50", 2, width=8).state_dict(), tmp_path / "resnet50.pth")
+    common = ["--data-root", str(tmp_path), "--no-plots", "--workers", "0", "--batch-size", "4"]
+    assert _run(["--ckpt", str(tmp_path / "alexnet.pth"), "--arch", "alexnet", "--suite", "clean",
+                 "--out", str(tmp_path / "alexnet"), *common]) == 0
+    alexnet_clean = json.loads((tmp_path / "alexnet" / "results.json").read_text())
+    assert alexnet_clean["checkpoint"]["name"] == "alexnet"
+    code = _run(["--ckpt", str(tmp_path / "resnet50.pth"), "--suite", "clean", "--suite", "imagenet-c",
+                 "--corruptions", "fog", "--severities", "1", "--baseline-ckpt", str(tmp_path / "alexnet.pth"),
+                 "--baseline-arch", "alexnet", "--out", str(tmp_path / "out"), *common])
+    assert code == 0
+    aggregates = json.loads((tmp_path / "out" / "results.json").read_text())["suites"]["imagenet-c"]["aggregates"]
+    assert aggregates["alexnet_clean_error"] == alexnet_clean["suites"]["clean"]["aggregates"]["error"]
