@@ -42,10 +42,11 @@ def test_paper_defaults_are_the_code_defaults():
     ("augment=3", "'augment' is a section"),
     ("optim.lr", "not of the form section.key=value"),
     ("train.select_on=val", "needs a held-out split"),
+    ("augment.compile=true augment.backend=pil", "has no effect with augment.backend=pil"),
 ])
 def test_bad_overrides_name_the_key_and_what_was_expected(override, expected):
     with pytest.raises(ConfigError, match=expected.replace("[", "\\[").replace("]", "\\]").replace("(", "\\(")):
-        load_config("cifar10_wrn.yaml", [override])
+        load_config("cifar10_wrn.yaml", override.split())
 
 
 def test_unknown_key_in_yaml_names_the_file(tmp_path):

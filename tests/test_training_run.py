@@ -151,3 +151,15 @@ def test_sigterm_to_the_cli_writes_a_checkpoint_and_exits_cleanly(tmp_path):
     state = load_checkpoint(tmp_path / "run" / "last.pt")
     assert state["epoch"] >= 1 and "SIGTERM" in text
     assert 1 <= state["epoch"] < 200
+
+
+def test_tensorboard_gets_the_named_scalars_and_the_view_grid(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    summary = fit(prepare_run(_cfg(tmp_path, epochs=1)))
+    events = EventAccumulator(str(Path(summary["run_dir"]) / "tb")).Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/ce", "train/jsd", "train/lr", "train/error", "test/error", "test/loss",
+            "perf/images_per_s"} <= scalars
+    assert "train/loss_step" in scalars  # per-step curve every log_every steps
+    assert events.Tags()["images"] == ["augmix/clean_then_views"]

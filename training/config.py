@@ -42,7 +42,8 @@ class AugmentConfig:
     depth: int = -1                     # ops per chain; -1 = uniform in {1, 2, 3}, drawn per chain
     alpha: float = 1.0                  # Dirichlet / Beta concentration
     all_ops: bool = False               # add color/contrast/brightness/sharpness (withheld in the paper)
-    fill: int = 0                       # grey level outside affine-warped images (official 0; released ImageNet 128)
+    fill: int = 0                       # grey level outside affine-warped images (official 0)
+    compile: bool = False               # tensor backend: torch.compile the chain step (for GPUs)
 
 
 @dataclass
@@ -255,6 +256,8 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(f"data.{key} must list 3 per-channel values; got {value}")
     if cfg.train.select_on == "val" and cfg.data.val_size <= 0:
         raise ConfigError("train.select_on=val needs a held-out split: set data.val_size > 0 (e.g. 5000)")
+    if cfg.augment.compile and cfg.augment.backend == "pil":
+        raise ConfigError("augment.compile=true compiles the tensor backend; it has no effect with augment.backend=pil")
     if cfg.augment.mode == "standard":
         cfg.loss.jsd = False  # the baseline has no AugMix views to compare; the resolved config records it
 

@@ -37,6 +37,11 @@ from training.tracking import RunTracker
 RESUMABLE_CHANGES = ("train.device", "train.out_dir", "train.log_every", "data.root", "data.num_workers",
                      "data.download", "eval.")
 
+TENSORBOARD_TAGS = {"lr": "train/lr", "train_loss": "train/loss", "train_ce": "train/ce", "train_jsd": "train/jsd",
+                    "train_error": "train/error", "images_per_s": "perf/images_per_s", "epoch_s": "perf/epoch_s",
+                    "test_error": "test/error", "test_loss": "test/loss", "val_error": "val/error",
+                    "val_loss": "val/loss"}
+
 
 @dataclass
 class Run:
@@ -90,7 +95,8 @@ def prepare_run(cfg: RunConfig, resume: str | None = None) -> Run:
     use_augmix = a.mode == "augmix"
     mean_std = _mean_std(cfg)
     augmix = build_augmix(a.backend, severity=a.severity, width=a.width, depth=a.depth, alpha=a.alpha,
-                          all_ops=a.all_ops, fill=a.fill, mean=mean_std[0], std=mean_std[1]) if use_augmix else None
+                          all_ops=a.all_ops, fill=a.fill, mean=mean_std[0], std=mean_std[1],
+                          compile=a.compile) if use_augmix else None
     data = build_data(cfg, device, augmix if a.backend == "pil" else None)
     model_args = {"name": cfg.model.name, "num_classes": data.num_classes,
                   **{k: v for k, v in (("depth", cfg.model.depth), ("width", cfg.model.width),
@@ -174,8 +180,7 @@ def _end_of_epoch(run: Run, result: EpochResult) -> dict[str, Any]:
                                                                      s.amp_dtype, t.channels_last)
     run.history.append(record)
     run.tracker.log_epoch(record)
-    run.tracker.scalars(record["step"], {f"{k.replace('_', '/', 1)}": v for k, v in record.items()
-                                         if k not in ("epoch", "step")})
+    run.tracker.scalars(record["step"], {TENSORBOARD_TAGS[k]: v for k, v in record.items() if k in TENSORBOARD_TAGS})
     selection = _selection_set(run)
     improved = False
     if selection and f"{selection}_error" in record:
@@ -270,8 +275,9 @@ def _on_log(run: Run, epoch: int, step: int, values: dict[str, float]) -> None:
 def _log_start(run: Run) -> None:
     cfg = run.cfg
     a = cfg.augment
-    aug = (f"AugMix ({a.backend} backend, severity {a.severity}, width {a.width}, depth {a.depth}, alpha {a.alpha}"
-           f"{', all ops' if a.all_ops else ''}) + {'JSD x' + str(cfg.loss.jsd_weight) if cfg.loss.jsd else 'CE'}"
+    aug = (f"AugMix ({a.backend} backend{', compiled' if a.compile else ''}, severity {a.severity}, width {a.width}, "
+           f"depth {a.depth}, alpha {a.alpha}{', all ops' if a.all_ops else ''}) + "
+           f"{'JSD x' + str(cfg.loss.jsd_weight) if cfg.loss.jsd else 'CE'}"
            if a.mode == "augmix" else "standard augmentation (flip + crop), CE")
     n_params = sum(p.numel() for p in run.stepper.model.parameters())
     where = f"resuming at epoch {run.epoch + 1} step {run.step_in_epoch}" if run.epoch or run.step_in_epoch \
