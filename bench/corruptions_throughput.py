@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.environment import environment as bench_environment  # noqa: E402
 from corruptions import ALL_CORRUPTIONS, get_corruption  # noqa: E402
 from corruptions.generate import chunk_generator, preprocess_image  # noqa: E402
 
@@ -192,23 +192,13 @@ def run_full(device: str, num_images: int = 10_000) -> float:
 
 
 def environment(device: torch.device) -> dict:
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    env = {"device": str(device), "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-           "torch": torch.__version__, "cuda": torch.version.cuda, "numpy": np.__version__,
-           "load_avg_start": os.getloadavg()[0]}
-    if device.type == "cuda":
-        env["gpu"] = torch.cuda.get_device_name(device)
     try:
         from importlib.metadata import version
 
-        env["peer"] = f"imagecorruptions-imaug {version('imagecorruptions-imaug')}"
+        peer = f"imagecorruptions-imaug {version('imagecorruptions-imaug')}"
     except Exception:
-        env["peer"] = "imagecorruptions-imaug (version unknown)"
-    return env
+        peer = "imagecorruptions-imaug (version unknown)"
+    return bench_environment(device, peer)
 
 
 def table(rows_32: dict, rows_224: dict) -> str:

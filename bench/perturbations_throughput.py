@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -32,6 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.environment import environment as bench_environment  # noqa: E402
 from corruptions.sequences import (  # noqa: E402
     BRIGHTNESS_DELTAS,
     GAUSSIAN_BLUR,
@@ -166,21 +166,11 @@ def measure(perturbations, preset: str, args, device: torch.device) -> dict[str,
 
 
 def environment(device: torch.device) -> dict:
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    env = {"device": str(device), "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-           "torch": torch.__version__, "cuda": torch.version.cuda, "numpy": np.__version__,
-           "load_avg_start": os.getloadavg()[0]}
-    if device.type == "cuda":
-        env["gpu"] = torch.cuda.get_device_name(device)
     import cv2
     import PIL
 
-    env["peer"] = f"per-image PIL {PIL.__version__} / OpenCV {cv2.__version__} / NumPy (tests/_sequences_data.py)"
-    return env
+    return bench_environment(device, f"per-image PIL {PIL.__version__} / OpenCV {cv2.__version__} / NumPy "
+                                     "(tests/_sequences_data.py)")
 
 
 def table(rows_32: dict, rows_224: dict) -> str:

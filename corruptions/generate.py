@@ -352,13 +352,7 @@ def generate_imagenet_c(samples: Sequence[tuple[str | Path, int]], classes: Sequ
         The manifest as written to ``<out_dir>/manifest.json``.
     """
     config.validate()
-    relnames = [(classes[label], Path(path).name) for path, label in samples]
-    targets = {(wnid, Path(name).stem) for wnid, name in relnames}
-    if len(targets) != len(relnames):
-        raise ValueError("two source images map to the same output file (same class folder and file stem)")
-    listing = "".join(f"{wnid}/{name}\t{Path(p).stat().st_size}\n" for (wnid, name), (p, _) in zip(relnames, samples))
-    source = {**config.source, "num_images": len(samples), "classes": len(classes),
-              "fingerprint": hashlib.sha256(listing.encode()).hexdigest()}
+    relnames, source = W.folder_source(samples, classes, config.source)
     out_dir = Path(out_dir)
     manifest = _open_output(out_dir, LAYOUT_JPEG, config, source)
     b, n = config.chunk_size(), len(samples)

@@ -311,12 +311,7 @@ def generate_imagenet_p(samples: Sequence[tuple[str | Path, int]], classes: Sequ
     config.validate()
     if config.preset != "imagenet":
         raise ValueError(f"ImageNet-P videos are 224 px: use preset 'imagenet', got {config.preset!r}")
-    relnames = [(classes[label], Path(path).name) for path, label in samples]
-    if len({(w, Path(n).stem) for w, n in relnames}) != len(relnames):
-        raise ValueError("two source images map to the same video (same class folder and file stem)")
-    listing = "".join(f"{w}/{n}\t{Path(p).stat().st_size}\n" for (w, n), (p, _) in zip(relnames, samples))
-    source = {**config.source, "num_images": len(samples), "classes": len(classes),
-              "fingerprint": hashlib.sha256(listing.encode()).hexdigest()}
+    relnames, source = W.folder_source(samples, classes, config.source)
     out_dir = Path(out_dir)
     manifest = _open_output(out_dir, LAYOUT_MP4, config, source)
     b, n = config.chunk_size(), len(samples)

@@ -347,3 +347,19 @@ def resolve_device(name: str | None) -> str:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {name} requested but CUDA is not available; use --device cpu")
     return name
+
+
+def folder_source(samples: Sequence[tuple[str | os.PathLike, int]], classes: Sequence[str],
+                  described: dict[str, Any]) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+    """``[(wnid, file name), ...]`` of an ImageFolder's samples and the manifest's source record (``described`` plus
+    image and class counts and a fingerprint of the file list and sizes, so resuming on other files is refused).
+
+    Raises:
+        ValueError: when two images would map to the same output (same class folder and file stem).
+    """
+    relnames = [(classes[label], Path(path).name) for path, label in samples]
+    if len({(wnid, Path(name).stem) for wnid, name in relnames}) != len(relnames):
+        raise ValueError("two source images map to the same output file (same class folder and file stem)")
+    listing = "".join(f"{wnid}/{name}\t{Path(p).stat().st_size}\n" for (wnid, name), (p, _) in zip(relnames, samples))
+    return relnames, {**described, "num_images": len(samples), "classes": len(classes),
+                      "fingerprint": hashlib.sha256(listing.encode()).hexdigest()}
