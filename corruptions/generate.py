@@ -118,14 +118,6 @@ def corrupt_batch(images: torch.Tensor, corruption: str, severity: int, preset: 
     return out
 
 
-def _source_fingerprint(*arrays: np.ndarray) -> str:
-    digest = hashlib.sha256()
-    for array in arrays:
-        digest.update(str((array.shape, array.dtype.str)).encode())
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
-
-
 def _open_output(out_dir: Path, layout: str, config: GenerationConfig, source: dict[str, Any]) -> dict[str, Any]:
     """Create ``out_dir`` or resume it (writers.open_output); a new manifest records the device."""
     return W.open_output(out_dir, layout, config.settings(layout), source,
@@ -186,7 +178,7 @@ def generate_cifar_c(images: np.ndarray, labels: np.ndarray, out_dir: str | Path
         raise ValueError(f"labels must have shape ({len(images)},) to match the images, got {labels.shape}")
     check_image_size(config.preset, images.shape[1], images.shape[2])
     out_dir = Path(out_dir)
-    source = {**config.source, "num_images": len(images), "fingerprint": _source_fingerprint(images, labels)}
+    source = {**config.source, "num_images": len(images), "fingerprint": W.array_fingerprint(images, labels)}
     manifest = _open_output(out_dir, LAYOUT_NPY, config, source)
     _write_labels(out_dir, manifest, labels, len(config.severities))
     shape = (len(config.severities) * len(images), *images.shape[1:])

@@ -12,7 +12,6 @@ the same bytes as one full run (same device type and chunk size, both recorded i
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import sys
 import warnings
@@ -148,14 +147,6 @@ def _bar(config: PerturbationConfig, total: int, desc: str) -> tqdm:
     return tqdm(total=total, desc=desc, unit="video", disable=disable, dynamic_ncols=True)
 
 
-def _fingerprint(*arrays: np.ndarray) -> str:
-    digest = hashlib.sha256()
-    for array in arrays:
-        digest.update(str((array.shape, array.dtype.str)).encode())
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
-
-
 # ---------------------------------------------------------------------------------------------- npy (CIFAR-P)
 
 
@@ -182,7 +173,7 @@ def generate_cifar_p(images: np.ndarray, labels: np.ndarray, out_dir: str | Path
     if labels.shape != (len(images),):
         raise ValueError(f"labels must have shape ({len(images)},) to match the images, got {labels.shape}")
     out_dir = Path(out_dir)
-    source = {**config.source, "num_images": len(images), "fingerprint": _fingerprint(images, labels)}
+    source = {**config.source, "num_images": len(images), "fingerprint": W.array_fingerprint(images, labels)}
     manifest = _open_output(out_dir, LAYOUT_NPY, config, source)
     _write_labels(out_dir, manifest, labels)
     clean = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(config.device)  # (N,32,32,3)->(N,3,32,32)

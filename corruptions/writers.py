@@ -363,3 +363,13 @@ def folder_source(samples: Sequence[tuple[str | os.PathLike, int]], classes: Seq
     listing = "".join(f"{wnid}/{name}\t{Path(p).stat().st_size}\n" for (wnid, name), (p, _) in zip(relnames, samples))
     return relnames, {**described, "num_images": len(samples), "classes": len(classes),
                       "fingerprint": hashlib.sha256(listing.encode()).hexdigest()}
+
+
+def array_fingerprint(*arrays: np.ndarray) -> str:
+    """sha256 over the shapes, dtypes and bytes of in-memory source arrays (images, labels): resuming a generation
+    on other data is refused."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(str((array.shape, array.dtype.str)).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
