@@ -301,8 +301,8 @@ def equalize_hist(images: Tensor) -> Tensor:
         (N, H, W) uint8, same device.
     """
     n = images.shape[0]
-    flat = images.reshape(n, -1).to(torch.int64)
-    total = flat.shape[1]
+    total = images.shape[1] * images.shape[2]
+    flat = images.reshape(n, total).to(torch.int64)  # explicit size: an empty batch reshapes too
     hist = torch.zeros((n, 256), dtype=torch.int64, device=images.device)
     hist.scatter_add_(1, flat, torch.ones_like(flat))
     first = (hist > 0).to(torch.int8).argmax(dim=1, keepdim=True)  # (N, 1): lowest level present

@@ -22,7 +22,7 @@ from tests._corruptions_data import (
 # This helper's 11 corruptions; the weather / extra modules are tested in their own files.
 OURS = tuple(name for name in ALL_CORRUPTIONS if _MODULE_OF[name] in ("noise", "blur", "digital"))
 RANDOM = frozenset({"gaussian_noise", "shot_noise", "impulse_noise", "glass_blur", "motion_blur",
-                    "elastic_transform"})
+                    "elastic_transform", "snow", "frost", "fog", "speckle_noise", "spatter"})
 SEVERITIES = (1, 2, 3, 4, 5)
 
 
@@ -105,7 +105,7 @@ def _images(preset: str) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-@pytest.mark.parametrize("name", OURS)
+@pytest.mark.parametrize("name", ALL_CORRUPTIONS)  # every registered corruption, whichever module holds it
 def test_shape_dtype_device_preserved_and_seeded_runs_reproduce(name, preset):
     images = _images(preset)
     before = images.clone()

@@ -53,19 +53,6 @@ def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
 
 
-@pytest.mark.parametrize("preset", list(PRESETS))
-@pytest.mark.parametrize("severity", SEVERITIES)
-@pytest.mark.parametrize("name", WEATHER)
-def test_keeps_shape_dtype_device_and_is_reproducible_under_a_seed(name, severity, preset):
-    images = to_tensor(_images(preset)[:3])
-    corrupt = get_corruption(name)
-    out = corrupt(images, severity, preset, _seeded(7))
-    assert out.shape == images.shape and out.dtype == torch.uint8 and out.device == images.device
-    assert torch.equal(out, corrupt(images, severity, preset, _seeded(7)))
-    if name in RANDOM:
-        assert not torch.equal(out, corrupt(images, severity, preset, _seeded(8)))
-
-
 @pytest.mark.parametrize("name", list(MONOTONE))
 def test_change_grows_with_severity_where_the_reference_tables_are_monotone(name):
     for preset in MONOTONE[name]:
