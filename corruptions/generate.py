@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -33,13 +32,14 @@ from tqdm import tqdm
 from corruptions import ALL_CORRUPTIONS, SEVERITIES, get_corruption
 from corruptions import writers as W
 from runtime.files import atomic_write_text, sha256_file
-from runtime.seeding import derive_seed
+from corruptions.chunks import C_CHUNK_SIZE, corrupt_batch
+from corruptions.chunks import corruption_chunk_generator as chunk_generator
 
 LAYOUT_NPY = "cifar-c-npy"        # <corruption>.npy (S*N, H, W, 3) + labels.npy, §7.1
 LAYOUT_JPEG = "imagenet-c-jpeg"   # <corruption>/<severity>/<wnid>/<name>.JPEG, §7.2 / §7.3
 IMAGENET_RESIZE = 256             # §7.2: Resize(256) (shorter side, bilinear) then CenterCrop(224)
 # images per chunk by preset; part of the seeding (changes the random draws), recorded in the manifest
-DEFAULT_BATCH_SIZE = MappingProxyType({"cifar": 500, "tiny": 250, "imagenet": 100})
+DEFAULT_BATCH_SIZE = C_CHUNK_SIZE
 
 ChunkHook = Callable[[str, int, int], None]  # (corruption, severity, chunk index), after the chunk is on disk
 
@@ -91,31 +91,6 @@ class GenerationConfig:
         return {"layout": layout, "preset": self.preset, "severities": list(self.severities), "seed": self.seed,
                 "device_type": torch.device(self.device).type, "batch_size": self.chunk_size(),
                 "seeding": "derive_seed(seed, ALL_CORRUPTIONS.index(corruption), severity, chunk)"}
-
-
-def chunk_generator(seed: int, corruption: str, severity: int, chunk: int,
-                    device: torch.device | str) -> torch.Generator:
-    """The generator of one chunk: independent of which other units a run generates or skips."""
-    generator = torch.Generator(device=device)
-    generator.manual_seed(derive_seed(seed, ALL_CORRUPTIONS.index(corruption), severity, chunk))
-    return generator
-
-
-def corrupt_batch(images: torch.Tensor, corruption: str, severity: int, preset: str,
-                  generator: torch.Generator | None) -> torch.Tensor:
-    """Apply one registered corruption to a batch and check the contract (shape, dtype, device kept).
-
-    Args:
-        images: (B, 3, H, W) uint8 on the generation device.
-
-    Returns:
-        (B, 3, H, W) uint8, same device.
-    """
-    out = get_corruption(corruption)(images, severity, preset, generator=generator)
-    if out.shape != images.shape or out.dtype != torch.uint8 or out.device != images.device:
-        raise RuntimeError(f"{corruption} returned {tuple(out.shape)} {out.dtype} on {out.device}; expected "
-                           f"{tuple(images.shape)} uint8 on {images.device}")
-    return out
 
 
 def _open_output(out_dir: Path, layout: str, config: GenerationConfig, source: dict[str, Any]) -> dict[str, Any]:
