@@ -75,3 +75,30 @@ def test_malloc_tuning_applies_on_glibc_and_can_be_turned_off(monkeypatch):
     monkeypatch.delenv("AUGMIX_MALLOC_TUNING")
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert retain_freed_memory() is True
+
+
+def test_resolve_device_names_the_option_and_the_value():
+    import torch
+
+    from runtime.devices import DeviceError, resolve_device
+
+    assert resolve_device(None) == resolve_device("auto")
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(DeviceError, match=r"--device='tpu'"):
+        resolve_device("tpu")
+    with pytest.raises(DeviceError, match="train.device='nonsense'"):
+        resolve_device("nonsense", option="train.device")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="CUDA is not available"):
+            resolve_device("cuda")
+
+
+def test_environment_record_and_version_tag():
+    import torch
+
+    from runtime.environment import environment_record, package_version, torch_version_tag
+
+    env = environment_record("cpu", peer="x")
+    assert env["torch"] == torch.__version__ and env["device"] == "cpu" and env["peer"] == "x"
+    assert package_version() != "unknown"  # read from pyproject.toml without tomllib
+    assert torch_version_tag() == "torch" + torch.__version__.split("+")[0]
