@@ -11,15 +11,17 @@ import dataclasses
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from evaluation.inference import InferenceSettings
 from evaluation.suites import EvalOptions, run_evaluation
-from models.weights import ModelInfo
 from runtime.devices import resolve_device
+
+if TYPE_CHECKING:
+    from models.weights import ModelInfo
 
 _OPTION_FIELDS = tuple(f.name for f in dataclasses.fields(EvalOptions) if f.name != "inference")
 _INFERENCE_FIELDS = tuple(f.name for f in dataclasses.fields(InferenceSettings) if f.name != "device")
@@ -88,6 +90,8 @@ def _options(options: EvalOptions | None, data_root, out_dir, device, settings: 
 
 
 def _model_info(model: nn.Module, info: ModelInfo | None, dataset, mean, std, num_classes) -> ModelInfo:
+    from models.weights import ModelInfo  # imports torchvision (about a second): only when a model is evaluated
+
     given = {"dataset": dataset, "mean": None if mean is None else tuple(float(m) for m in mean),
              "std": None if std is None else tuple(float(s) for s in std), "num_classes": num_classes}
     if info is not None:

@@ -70,7 +70,7 @@ class CleanSet:
         """(N, 3, H, W) uint8 on ``device``, copied once: the input of generated -C / -P data."""
         if self.images is None:
             raise ValueError("generating -C/-P in memory needs an in-memory clean test set (CIFAR, digits); for "
-                             "ImageNet generate the files with generate.py and evaluate those")
+                             "ImageNet generate the ImageNet-C / -P files first and evaluate those")
         key = str(device)
         if key not in self._on_device:
             self._on_device[key] = torch.from_numpy(self.images).to(device).permute(0, 3, 1, 2).contiguous()
