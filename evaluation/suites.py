@@ -125,7 +125,7 @@ def resolve_suites(names: Sequence[str], dataset: str) -> list[str]:
 
 def run_evaluation(model: nn.Module, info: Any, suites: Sequence[str], options: EvalOptions,
                    checkpoint_path: str | Path | None = None) -> dict:
-    """Evaluate ``model`` on ``suites``; the function behind evaluate.py and train.py's end-of-training hook.
+    """Evaluate ``model`` on ``suites``: the runner behind evaluation.evaluate() (so evaluate.py) and train.py's hook.
 
     Args:
         model: maps normalised (B, 3, H, W) float images to (B, K) logits; moved to ``options.inference.device``.
