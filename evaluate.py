@@ -17,13 +17,14 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from corruptions import ALL_CORRUPTIONS, SEVERITIES, SUBSETS
+from corruptions.sequences import ALL_PERTURBATION_NAMES
+from evaluation import evaluate
 from evaluation.inference import AMP_DTYPES, InferenceSettings
-from evaluation.report import compare_results, load_results, perturbation_baseline
-from evaluation.suites import SUITES, EvalOptions, resolve_suites, run_evaluation
+from evaluation.report import compare_results, headline_metrics, load_results, perturbation_baseline
+from evaluation.suites import SUITES, EvalOptions, resolve_suites
 from models.weights import CheckpointError, load_model
+from runtime.devices import resolve_device
 from runtime.files import atomic_write_text
 
 
@@ -38,8 +39,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    help="folder of one suite or dataset, e.g. imagenet-c=/data/ImageNet-C, imagenet=/data/val")
     p.add_argument("--out", default=None, help="output folder (default: results/<checkpoint stem>)")
     p.add_argument("--batch-size", type=int, default=1000, help="images per forward pass (default: 1000)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                   help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto = cuda if available, "
+                   "else cpu)")
     p.add_argument("--amp", default="auto", choices=["auto", *AMP_DTYPES],
                    help="autocast dtype (default: auto = bf16 on CUDA, off on CPU)")
     p.add_argument("--workers", type=int, default=4, help="decode workers for JPEG / MP4 sets (default: 4)")
@@ -99,13 +100,15 @@ def options_from_args(args: argparse.Namespace, baseline: dict | None = None) ->
         key, value = item.split("=", 1)
         roots[key.strip()] = value
     severities = _names(args.severities, "--severities", tuple(str(s) for s in SEVERITIES))
-    inference = InferenceSettings(device=args.device, batch_size=args.batch_size, amp=args.amp, workers=args.workers)
+    device = str(resolve_device(args.device, "--device"))
+    inference = InferenceSettings(device=device, batch_size=args.batch_size, amp=args.amp, workers=args.workers)
     extra = {} if args.alexnet_clean_error is None else {"alexnet_clean_error": args.alexnet_clean_error}
     return EvalOptions(data_root=args.data_root, out_dir=args.out, inference=inference, generate=args.generate,
                        seed=args.seed, limit=args.limit,
                        corruptions=_names(args.corruptions, "--corruptions", ALL_CORRUPTIONS),
                        severities=tuple(int(s) for s in severities) if severities else SEVERITIES,
-                       perturbations=_names(args.perturbations, "--perturbations", ()), difficulty=args.difficulty,
+                       perturbations=_names(args.perturbations, "--perturbations", ALL_PERTURBATION_NAMES),
+                       difficulty=args.difficulty,
                        roots=roots, recompute=args.recompute, baseline=baseline,
                        imagenet_c_resize=args.imagenet_c_resize, tensorboard=args.tensorboard,
                        plots=not args.no_plots, **extra)
@@ -113,10 +116,10 @@ def options_from_args(args: argparse.Namespace, baseline: dict | None = None) ->
 
 def evaluate_checkpoint(ckpt: str | Path, suites: list[str], options: EvalOptions, arch: str | None = None,
                         num_classes: int | None = None, dataset: str | None = None) -> dict:
-    """Load ``ckpt`` (any supported format) and run ``suites``: the Python entry point of this CLI."""
+    """Load ``ckpt`` (any supported format) and run ``suites`` through evaluation.evaluate()."""
     model, info = load_model(ckpt, map_location=options.inference.device, arch=arch, num_classes=num_classes,
                              dataset=dataset)
-    return run_evaluation(model, info, suites, options, checkpoint_path=ckpt)
+    return evaluate(model, suites, model_info=info, options=options, checkpoint_path=ckpt)
 
 
 def _baseline(args: argparse.Namespace, suites: list[str], options: EvalOptions) -> tuple[dict | None, float | None]:
@@ -135,15 +138,13 @@ def _baseline(args: argparse.Namespace, suites: list[str], options: EvalOptions)
     if not wanted:
         return None, None
     out = None if options.out_dir is None else str(Path(options.out_dir) / "baseline")
-    results = run_evaluation(model, info, wanted, replace(options, out_dir=out, baseline=None, tensorboard=None),
-                             checkpoint_path=args.baseline_ckpt)
+    results = evaluate(model, wanted, model_info=info, checkpoint_path=args.baseline_ckpt,
+                       options=replace(options, out_dir=out, baseline=None, tensorboard=None))
     clean = results["suites"].get("clean", {}).get("aggregates", {}).get("error")
     return (perturbation_baseline(results) if len(wanted) > ("clean" in wanted) else None), clean
 
 
 def _print_headline(results: dict) -> None:
-    from evaluation.report import headline_metrics
-
     for key, (label, value) in headline_metrics(results).items():
         print(f"{key.split('/')[0]:>14}  {label}: {value:.3f}")
 
@@ -168,7 +169,7 @@ def main(args: argparse.Namespace) -> int:
         if baseline is not None or alexnet_clean is not None:
             options = options_from_args(args, baseline)
         results = evaluate_checkpoint(args.ckpt, suites, options, args.arch, args.num_classes, args.dataset)
-    except (FileNotFoundError, ValueError, CheckpointError) as exc:
+    except (FileNotFoundError, ValueError, CheckpointError) as exc:  # DeviceError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
     _print_headline(results)

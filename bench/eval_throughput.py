@@ -1,12 +1,13 @@
 """Is evaluation bound by the model? Evaluation throughput over bare model inference on the same inputs.
 
-    python bench/eval_throughput.py [--quick] [--device cpu|cuda] [--synthetic] [--data-root DIR] [--save]
+    python bench/eval_throughput.py [--quick] [--device auto|cpu|cuda] [--synthetic] [--data-root DIR] [--save]
 
 Bare inference: the cell's images already decoded, normalised and on the device, fed to the model batch by batch
-under inference_mode (bf16 autocast and channels_last on CUDA, as the evaluator). Evaluation: the full evaluator
-path of ``evaluate.py --suite cifar10-c`` on the same released-format file (memory-mapped npy -> device in
-chunks -> uint8 -> normalise -> model -> per-sample statistics -> metrics), without writing results. The input is
-``<data-root>/CIFAR-10-C/<corruption>.npy`` when present, else (or with --synthetic) a random file in that format.
+under inference_mode (bf16 autocast and channels_last on CUDA, as the evaluator). Evaluation: ``evaluation.evaluate()``
+on the cifar10-c suite (the path ``evaluate.py --suite cifar10-c`` runs) over the same released-format file
+(memory-mapped npy -> device in chunks -> uint8 -> normalise -> model -> per-sample statistics -> metrics), without
+writing results. The input is ``<data-root>/CIFAR-10-C/<corruption>.npy`` when present, else (or with --synthetic) a
+random file in that format.
 
 A good result: ratio >= 0.9 on a CPU with a small model (WRN-16-1 here), i.e. loading and metrics cost under 10 %
 of the model's time. Median and spread over --repeats runs after a warm-up. Last line: ``BENCH {json}``.
@@ -28,11 +29,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from corruptions import SEVERITIES  # noqa: E402
+from evaluation import evaluate  # noqa: E402
 from evaluation.inference import InferenceSettings, Predictor  # noqa: E402
-from evaluation.suites import EvalOptions, run_evaluation  # noqa: E402
+from evaluation.suites import EvalOptions  # noqa: E402
 from loaders.released import load_cifar_c_labels, open_cifar_c  # noqa: E402
 from models import build_model  # noqa: E402
 from models.weights import ModelInfo  # noqa: E402
+from runtime.devices import resolve_device  # noqa: E402
 from runtime.files import data_root  # noqa: E402
 
 CORRUPTION = "contrast"  # any one file: every corruption file has the same shape and cost
@@ -42,8 +46,8 @@ MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], add_help=add_help)
     parser.add_argument("--quick", action="store_true", help="smoke run: 500 images per severity, 2 repeats")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                        help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto = cuda if "
+                        "available, else cpu)")
     parser.add_argument("--batch-size", type=int, default=1000, help="images per forward pass (default 1000)")
     parser.add_argument("--model", default="wrn40_2", help="a models.MODELS name (default wrn40_2)")
     parser.add_argument("--depth", type=int, default=16, help="model depth (default 16: WRN-16-1)")
@@ -93,11 +97,11 @@ def time_bare(predictor: Predictor, images: np.ndarray, batch_size: int) -> tupl
 
 
 def time_evaluation(model: torch.nn.Module, info: ModelInfo, options: EvalOptions) -> tuple[float, float]:
-    """(wall, process CPU) seconds for the evaluator's cifar10-c suite on one corruption file (5 cells), results
-    kept in memory."""
+    """(wall, process CPU) seconds for ``evaluation.evaluate()`` on the cifar10-c suite of one corruption file
+    (5 cells), results kept in memory."""
     _sync(torch.device(options.inference.device))
     start, cpu = time.perf_counter(), time.process_time()
-    run_evaluation(model, info, ["cifar10-c"], options)
+    evaluate(model, "cifar10-c", model_info=info, options=options)
     _sync(torch.device(options.inference.device))
     return time.perf_counter() - start, time.process_time() - cpu
 
@@ -105,6 +109,7 @@ def time_evaluation(model: torch.nn.Module, info: ModelInfo, options: EvalOption
 def main(args: argparse.Namespace) -> dict:
     if args.quick:
         args.images, args.repeats = min(args.images, 500), 2
+    args.device = str(resolve_device(args.device, "--device"))
     torch.manual_seed(0)
     model = build_model(args.model, 10, depth=args.depth, width=args.width)
     info = ModelInfo(name=f"{args.model}-{args.depth}-{args.width}", num_classes=10, dataset="cifar10",
@@ -112,8 +117,8 @@ def main(args: argparse.Namespace) -> dict:
     settings = InferenceSettings(device=args.device, batch_size=args.batch_size, workers=0)
     with tempfile.TemporaryDirectory() as tmp:
         folder, described = input_folder(args, Path(tmp))
-        labels = load_cifar_c_labels(folder, 10)
-        images = np.asarray(open_cifar_c(folder, CORRUPTION, labels).images)
+        labels = load_cifar_c_labels(folder, SEVERITIES, 10)
+        images = np.asarray(open_cifar_c(folder, CORRUPTION, SEVERITIES, labels).images)
         if len(images) > 5 * args.images:  # real data: the first --images of every severity
             images = np.concatenate([images[s * len(images) // 5:][:args.images] for s in range(5)])
         options = EvalOptions(inference=settings, corruptions=(CORRUPTION,), limit=args.images, plots=False,

@@ -18,6 +18,9 @@ from torch import Tensor
 
 from corruptions import CORRUPTIONS, EXTRA_CORRUPTIONS
 
+# The perturbations the -P means average (metrics.md §4.4, §4.5) are facts of the -P sets, kept in corruptions/.
+from corruptions.sequences import CIFAR_P_BENCHMARK, CIFAR_P_SCRIPT, IMAGENET_P_TEST
+
 # AlexNet top-1 errors on the released ImageNet-C JPEGs, severities 1..5 (metrics.md §3.2: the hendrycks/robustness
 # README table of Oct 2019, also posted in hendrycks/robustness#10). The severity means of the 15 benchmark rows are
 # the ALEXNET_ERR constants of google-research/augmix imagenet.py. The last four rows are the extra corruptions:
@@ -46,14 +49,6 @@ ALEXNET_ERRORS: Mapping[str, tuple[float, ...]] = MappingProxyType({
 # AlexNet clean top-1 error for relative mCE: torchvision's model card for AlexNet_Weights.IMAGENET1K_V1 (56.522 %
 # top-1). Not confirmed as the value Hendrycks used (metrics.md §3.3), so it is always printed with the result.
 ALEXNET_CLEAN_ERROR = 0.43478
-
-# The 10 ImageNet-P test perturbations that mFR / mT5D average (metrics.md §4.4).
-IMAGENET_P_TEST: tuple[str, ...] = ("gaussian_noise", "shot_noise", "motion_blur", "zoom_blur", "snow",
-                                    "brightness", "translate", "rotate", "tilt", "scale")
-# CIFAR-P means (metrics.md §4.5): the authors' script averages spatter where ImageNet-P's test set has snow.
-CIFAR_P_SCRIPT: tuple[str, ...] = ("gaussian_noise", "shot_noise", "motion_blur", "zoom_blur", "spatter",
-                                   "brightness", "translate", "rotate", "tilt", "scale")
-CIFAR_P_BENCHMARK: tuple[str, ...] = IMAGENET_P_TEST
 
 RMS_BIN_SIZE = 100  # samples per adaptive bin, `beta` of calib_err (metrics.md §5.1)
 ECE_BINS = 15       # equal-width bins, Guo et al. 2017 (metrics.md §5.2)
@@ -429,12 +424,6 @@ def _require(cell_errors: Mapping, corruptions: Sequence[str], what: str) -> Non
 def _mean(values) -> float:
     values = list(values)
     return sum(values) / len(values)
-
-
-def is_noise_perturbation(name: str) -> bool:
-    """Noise sequences (gaussian_noise, shot_noise, speckle_noise and their _2/_3 variants) compare each frame with
-    frame 0, the clean image (metrics.md §4.2)."""
-    return "noise" in name
 
 
 def frame_pairs(n_frames: int, noise: bool, difficulty: int = 1) -> tuple[Tensor, Tensor]:

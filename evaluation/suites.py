@@ -1,17 +1,16 @@
 """Evaluation suites: clean, -C (CIFAR-10/100-C, ImageNet-C, digits-C), -P and calibration.
 
-A suite picks its data (released files, or generated in memory from the clean test set by corruptions/), runs the
-predictor cell by cell, saves each (suite, corruption, severity) cell as it completes, and hands per-sample
-statistics to evaluation/metrics.py. It computes no metric itself. ``run_evaluation`` is the entry point that
-evaluate.py and train.py share.
+A suite orchestrates: it picks its data source (evaluation/sources.py: released files, or generated in memory),
+runs the predictor cell by cell, keeps each (suite, corruption, severity) cell in the cell store as it completes
+(evaluation/store.py) and hands per-sample statistics to evaluation/metrics.py. It computes no metric itself.
+``run_evaluation`` runs a list of suites for a model whose identity is known (evaluation/api.py builds it).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -20,28 +19,27 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
 
-from corruptions import ALL_CORRUPTIONS, CORRUPTIONS, SEVERITIES
+from corruptions import CORRUPTIONS, SEVERITIES
+from corruptions.sequences import is_noise_perturbation
 from evaluation import metrics as M
-from evaluation.inference import InferenceSettings, Predictor, videos_per_batch
-from evaluation.report import CellStore, environment, new_results, write_report, write_tensorboard
-from loaders.released import (
-    CIFAR_P_FRAMES,
-    IMAGENET_P_FRAMES,
-    ImageFiles,
-    VideoFiles,
-    base_perturbation,
-    list_imagenet_c_cell,
-    list_imagenet_p,
-    load_cifar_c_labels,
-    open_cifar_c,
-    open_cifar_p,
+from evaluation.inference import InferenceSettings, Predictor
+from evaluation.report import new_results, write_report, write_tensorboard
+from evaluation.sources import (
+    CleanSet,
+    GeneratedCorruptions,
+    GeneratedPerturbations,
+    ReleasedCorruptions,
+    ReleasedPerturbations,
+    clean_pairs,
+    load_clean_set,
+    perturbation_data_file,
 )
+from evaluation.store import CellStore
+from loaders.released import decoder_versions
 from runtime.distributed import print_main
+from runtime.environment import environment_record
 from runtime.files import data_root
-
-PERTURBATION_ORDER: tuple[str, ...] = tuple(CIFAR_P_FRAMES)  # the 14 released -P perturbations, canonical order
 
 
 @dataclass(frozen=True)
@@ -85,7 +83,7 @@ class EvalOptions:
     out_dir: str | None = None            # results.json, results.md, plots, cells/ (resume); None = nothing written
     inference: InferenceSettings = field(default_factory=InferenceSettings)
     generate: bool = False                # build -C/-P in memory from the clean test set instead of released files
-    seed: int = 0                         # seed of generated sets (per chunk, as corruptions/generate*.py)
+    seed: int = 0                         # seed of generated sets (per chunk, corruptions/chunks.py)
     limit: int | None = None              # first N test images / videos per cell (quick looks)
     corruptions: tuple[str, ...] | None = None    # None: all 19 (extras skipped when their files are absent)
     severities: tuple[int, ...] = SEVERITIES
@@ -127,11 +125,12 @@ def resolve_suites(names: Sequence[str], dataset: str) -> list[str]:
 
 def run_evaluation(model: nn.Module, info: Any, suites: Sequence[str], options: EvalOptions,
                    checkpoint_path: str | Path | None = None) -> dict:
-    """Evaluate ``model`` on ``suites``; the function behind evaluate.py and train.py's end-of-training hook.
+    """Evaluate ``model`` on ``suites``: the runner behind evaluation.evaluate() (so evaluate.py) and train.py's hook.
 
     Args:
         model: maps normalised (B, 3, H, W) float images to (B, K) logits; moved to ``options.inference.device``.
-        info: a models.weights.ModelInfo (name, num_classes, dataset, mean, std, image_size, source, epoch, sha256).
+        info: a models.weights.ModelInfo (name, num_classes, dataset, mean, std, image_size, source, epoch, sha256);
+            ``sha256`` identifies the model in the fingerprint of every stored cell.
         suites: suite names or "all" (see SUITES / DATASET_SUITES).
         options: data, output, inference and subset settings.
         checkpoint_path: recorded in the results.
@@ -145,7 +144,7 @@ def run_evaluation(model: nn.Module, info: Any, suites: Sequence[str], options: 
     ctx = _Context(Predictor(model, info.mean, info.std, options.inference), info, options,
                    CellStore(out_dir / "cells" if out_dir else None, options.recompute))
     results = new_results(_checkpoint_record(info, checkpoint_path), _config_record(options, requested),
-                          environment(options.inference.device))
+                          environment_record(options.inference.device, decoders=decoder_versions()))
     start = time.perf_counter()
     for name in requested:
         spec = SUITES[name]
@@ -175,74 +174,48 @@ class _Context:
     def __init__(self, predictor: Predictor, info: Any, options: EvalOptions, store: CellStore):
         self.predictor, self.info, self.options, self.store = predictor, info, options, store
         self.device = predictor.device
-        self._clean: dict[str, Any] | None = None
+        self._clean: CleanSet | None = None
         amp = options.inference.amp_dtype()
         self.fingerprint = {"checkpoint_sha256": info.sha256, "limit": options.limit,
                             "amp": None if amp is None else str(amp).replace("torch.", "")}
 
     def folder(self, key: str, default: str | Path) -> Path:
+        """``--root KEY=DIR`` when given, else ``default`` under the data root."""
         return Path(self.options.roots.get(key) or data_root(self.options.data_root) / default)
 
+    def generated(self, spec: SuiteSpec) -> bool:
+        return self.options.generate or spec.folder is None
+
     def unavailable(self, spec: SuiteSpec) -> str | None:
-        """Why a suite cannot run here (missing released folder, generator not implemented), or None."""
-        if spec.kind in ("clean", "calibration"):
-            return None
-        if self.options.generate or spec.folder is None:
-            if spec.kind == "perturbation" and importlib.util.find_spec("corruptions.sequences") is None:
-                return "generated -P sequences need corruptions/sequences.py, which this checkout does not have"
+        """Why a suite cannot run here (its released folder is missing), or None."""
+        if spec.kind in ("clean", "calibration") or self.generated(spec):
             return None
         folder = self.folder(spec.name, spec.folder)
         return None if folder.is_dir() else (f"released data folder {folder} does not exist (set --data-root, "
                                              f"--root {spec.name}=DIR, or use --generate)")
 
-    def clean(self) -> dict[str, Any]:
-        """The clean test set: {"images": (N, H, W, 3) uint8 or None, "samples": ImageNet files or None,
-        "labels": (N,) int64, "where": description}, cut to ``limit``."""
+    def clean(self) -> CleanSet:
+        """The clean test set of the model's dataset, cut to ``limit``."""
         if self._clean is None:
-            self._clean = _load_clean(self.info.dataset, self.options, self.folder)
+            dataset = self.info.dataset
+            if dataset == "imagenet":
+                root = data_root(self.options.data_root)
+                folder = self.folder("imagenet", root / "val" if (root / "val").is_dir() else root / "imagenet" / "val")
+            else:
+                folder = self.folder(dataset, "")
+            self._clean = load_clean_set(dataset, folder, self.options.limit)
         return self._clean
 
-    def clean_on_device(self) -> Tensor:
-        """(N, 3, H, W) uint8 clean test images on the evaluation device (the input of generated sets)."""
-        clean = self.clean()
-        if clean["images"] is None:
-            raise ValueError("generating -C/-P in memory needs an in-memory clean test set (CIFAR, digits); for "
-                             "ImageNet generate the files with `python -m corruptions` and evaluate those")
-        if "on_device" not in clean:
-            clean["on_device"] = torch.from_numpy(clean["images"]).to(self.device).permute(0, 3, 1, 2).contiguous()
-        return clean["on_device"]
+    def corruptions(self, spec: SuiteSpec) -> ReleasedCorruptions | GeneratedCorruptions:
+        if self.generated(spec):
+            return GeneratedCorruptions(self.clean(), spec.preset, self.options.seed)
+        return ReleasedCorruptions(self.folder(spec.name, spec.folder), spec.benchmark, self.info.num_classes,
+                                   self.options.limit, self.options.imagenet_c_resize)
 
-    def loader(self, dataset: torch.utils.data.Dataset, batch_size: int) -> DataLoader:
-        workers = self.options.inference.workers
-        return DataLoader(dataset, batch_size=batch_size, num_workers=workers, pin_memory=self.device.type == "cuda",
-                          persistent_workers=False, prefetch_factor=4 if workers else None)
-
-
-def _load_clean(dataset: str, options: EvalOptions, folder) -> dict[str, Any]:
-    limit = slice(None, options.limit)
-    if dataset == "digits":
-        from loaders.digits import load_digits
-
-        images, labels = load_digits(train=False)
-        where = "scikit-learn digits, fixed 500-image test split, upsampled to 32x32"
-    elif dataset in ("cifar10", "cifar100"):
-        from loaders.cifar import load_cifar
-
-        root = folder(dataset, "")
-        images, labels = load_cifar(root, dataset, train=False)
-        where = f"{dataset} test set under {root}"
-    elif dataset == "imagenet":
-        from loaders.imagefolder import list_image_folder
-
-        root = data_root(options.data_root)
-        val = folder("imagenet", root / "val" if (root / "val").is_dir() else root / "imagenet" / "val")
-        samples, classes = list_image_folder(val)
-        samples = samples[limit]
-        return {"images": None, "samples": samples, "classes": classes, "where": f"ImageNet validation at {val}",
-                "labels": np.array([label for _, label in samples], dtype=np.int64)}
-    else:
-        raise ValueError(f"no clean test set for dataset {dataset!r}; known: digits, cifar10, cifar100, imagenet")
-    return {"images": images[limit], "labels": labels[limit], "samples": None, "where": where}
+    def perturbations(self, spec: SuiteSpec) -> ReleasedPerturbations | GeneratedPerturbations:
+        if self.generated(spec):
+            return GeneratedPerturbations(self.clean(), spec.preset, self.options.seed)
+        return ReleasedPerturbations(self.folder(spec.name, spec.folder), spec.benchmark, self.options.limit)
 
 
 def _checkpoint_record(info: Any, path: str | Path | None) -> dict:
@@ -258,13 +231,6 @@ def _config_record(options: EvalOptions, suites: list[str]) -> dict:
     record.update(suites=suites, autocast_dtype=None if amp is None else str(amp).replace("torch.", ""),
                   channels_last=options.inference.use_channels_last())
     return record
-
-
-def _batches_with_labels(logits: Iterable[Tensor], labels: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
-    start = 0
-    for batch in logits:
-        yield batch, labels[start:start + len(batch)]
-        start += len(batch)
 
 
 def _classify(pairs: Iterable[tuple[Tensor, Tensor]]) -> tuple[dict, dict[str, np.ndarray]]:
@@ -292,18 +258,8 @@ def _cached_cell(ctx: _Context, suite: str, cell: str, fingerprint: dict, comput
 
 def _clean_cell(ctx: _Context) -> tuple[dict, dict, bool]:
     clean = ctx.clean()
-    fingerprint = {**ctx.fingerprint, "data": clean["where"]}
-
-    def compute():
-        labels = torch.from_numpy(clean["labels"]).to(ctx.device)
-        if clean["images"] is not None:
-            return _classify(_batches_with_labels(ctx.predictor.over_array(clean["images"]), labels))
-        from loaders.transforms import ResizeCenterCrop
-
-        dataset = ImageFiles(clean["samples"], transform=ResizeCenterCrop(256, 224), size=(224, 224))
-        return _classify(ctx.predictor.over_loader(ctx.loader(dataset, ctx.options.inference.batch_size)))
-
-    return _cached_cell(ctx, "clean", "clean", fingerprint, compute)
+    fingerprint = {**ctx.fingerprint, "data": clean.where}
+    return _cached_cell(ctx, "clean", "clean", fingerprint, lambda: _classify(clean_pairs(clean, ctx.predictor)))
 
 
 def _suite_result(kind: str, spec: SuiteSpec | None, ctx: _Context, source: dict, cells: list, aggregates: dict,
@@ -319,7 +275,7 @@ def run_clean(ctx: _Context, spec: SuiteSpec) -> dict:
     _log(spec.name, "clean", record, computed)
     preprocessing = ("Resize(256) + CenterCrop(224) + Normalize" if ctx.info.dataset == "imagenet"
                      else "ToTensor + Normalize, no crop or resize")
-    return _suite_result("clean", spec, ctx, {"kind": "clean", "path": ctx.clean()["where"]},
+    return _suite_result("clean", spec, ctx, {"kind": "clean", "path": ctx.clean().where},
                          [{"name": "clean", **record}], {k: record[k] for k in ("n", "error", "nll", "brier")},
                          {"computed": int(computed), "reused": int(not computed)}, preprocessing=preprocessing)
 
@@ -334,7 +290,7 @@ def run_calibration(ctx: _Context, spec: SuiteSpec) -> dict:
              "(highest-confidence) 100-sample bin; rms_calib_error sums every bin (metrics.md §5.1)"]
     if record["n"] < 2 * M.RMS_BIN_SIZE:
         notes.append(f"only {record['n']} images: one adaptive bin, so the paper-compatible RMS is 0 by construction")
-    return _suite_result("calibration", spec, ctx, {"kind": "clean", "path": ctx.clean()["where"]},
+    return _suite_result("calibration", spec, ctx, {"kind": "clean", "path": ctx.clean().where},
                          [{"name": "clean", **record}], {k: v for k, v in record.items() if k != "seconds"},
                          {"computed": int(computed), "reused": int(not computed)}, notes=notes,
                          reliability=M.reliability_bins(arrays["confidence"], arrays["correct"]))
@@ -351,15 +307,15 @@ def run_corruption(ctx: _Context, spec: SuiteSpec) -> dict:
     """Every (corruption, severity) cell of a -C suite, then the CIFAR or ImageNet aggregates and the calibration of
     the corrupted predictions (mean over cells and pooled)."""
     opts = ctx.options
-    reader = _CorruptionReader(ctx, spec)
-    names, notes = reader.names()
+    source = ctx.corruptions(spec)
+    names, notes = source.names(opts.corruptions)
     cells, arrays, counts = [], {}, {"computed": 0, "reused": 0}
     for name in names:
         for severity in opts.severities:
-            fingerprint = {**ctx.fingerprint, **reader.source, "corruption": name, "severity": severity,
+            fingerprint = {**ctx.fingerprint, **source.source, "corruption": name, "severity": severity,
                            "resize": opts.imagenet_c_resize}
-            record, cell_arrays, computed = _cached_cell(ctx, spec.name, f"{name}-{severity}", fingerprint,
-                                                         lambda n=name, s=severity: _classify(reader.pairs(n, s)))
+            compute = lambda n=name, s=severity: _classify(source.pairs(ctx.predictor, n, s))  # noqa: E731
+            record, cell_arrays, computed = _cached_cell(ctx, spec.name, f"{name}-{severity}", fingerprint, compute)
             _log(spec.name, f"{name} s{severity}", record, computed)
             counts["computed" if computed else "reused"] += 1
             cells.append({"corruption": name, "severity": severity, **record})
@@ -376,8 +332,8 @@ def run_corruption(ctx: _Context, spec: SuiteSpec) -> dict:
                      "(CIFAR convention, no AlexNet normalisation); extra corruptions are listed, never averaged in")
     aggregates["per_severity"] = {str(s): v for s, v in aggregates["per_severity"].items()}
     aggregates["calibration"] = _corrupted_calibration(cells, arrays)
-    return _suite_result("corruption", spec, ctx, reader.source, cells, aggregates, counts, notes=notes,
-                         preprocessing=reader.preprocessing)
+    return _suite_result("corruption", spec, ctx, source.source, cells, aggregates, counts, notes=notes,
+                         preprocessing=source.preprocessing)
 
 
 def _clean_error_for_relative_mce(ctx: _Context) -> tuple[float | None, str | None]:
@@ -403,98 +359,17 @@ def _corrupted_calibration(cells: list[dict], arrays: Mapping[tuple[str, int], M
     return {"mean_over_cells": mean, "pooled": M.calibration_summary(confidence, correct), "cells": len(bench)}
 
 
-class _CorruptionReader:
-    """(logits, labels) batches of one -C cell, from released files or generated in memory."""
-
-    def __init__(self, ctx: _Context, spec: SuiteSpec):
-        self.ctx, self.spec = ctx, spec
-        self.generated = ctx.options.generate or spec.folder is None
-        self._classes: list[str] | None = None
-        self._labels: np.ndarray | None = None
-        if self.generated:
-            from corruptions.generate import DEFAULT_BATCH_SIZE
-            from corruptions.writers import package_version
-
-            self.chunk = DEFAULT_BATCH_SIZE[spec.preset]
-            self.source = {"kind": "generated", "seed": ctx.options.seed, "preset": spec.preset,
-                           "chunk_size": self.chunk, "generator": f"corruptions/ of augmix-robustness "
-                                                                  f"{package_version()}", "clean": ctx.clean()["where"]}
-            self.preprocessing = "corrupted in memory (uint8), then ToTensor + Normalize"
-        else:
-            self.folder = ctx.folder(spec.name, spec.folder)
-            layout = "imagenet-c-jpeg" if spec.benchmark == "imagenet" else "cifar-c-npy"
-            self.source = {"kind": "released", "path": str(self.folder), "format": layout}
-            self.preprocessing = ("decoded JPEG (PIL) + ToTensor + Normalize, no Resize(256)"
-                                  if spec.benchmark == "imagenet" else "ToTensor + Normalize, no crop or resize")
-            if ctx.options.imagenet_c_resize:
-                self.preprocessing = ("NON-STANDARD PROTOCOL: Resize(256) + CenterCrop(224) applied to the 224-px "
-                                      "ImageNet-C images (as the official AugMix script); not comparable with mCE")
-
-    def names(self) -> tuple[list[str], list[str]]:
-        """Corruptions to evaluate and notes on skipped ones: the requested ones (all must exist), else all 19 with
-        extra corruptions skipped when their released files are absent."""
-        if self.ctx.options.corruptions is not None:
-            return list(self.ctx.options.corruptions), []
-        if self.generated:
-            return list(ALL_CORRUPTIONS), []
-        exists = [c for c in ALL_CORRUPTIONS if (self.folder / c).is_dir() or (self.folder / f"{c}.npy").is_file()]
-        missing = [c for c in ALL_CORRUPTIONS if c not in exists]
-        missing_bench = [c for c in missing if c in CORRUPTIONS]
-        if missing_bench:
-            raise FileNotFoundError(f"{self.folder}: no released data for benchmark corruption(s) "
-                                    f"{', '.join(missing_bench)}; pass --corruptions for a partial evaluation")
-        return exists, ([f"extra corruption(s) {', '.join(missing)} not found in {self.folder}; skipped"]
-                        if missing else [])
-
-    def pairs(self, name: str, severity: int) -> Iterator[tuple[Tensor, Tensor]]:
-        ctx = self.ctx
-        if self.generated:
-            clean = ctx.clean_on_device()
-            labels = torch.from_numpy(ctx.clean()["labels"]).to(ctx.device)
-            return _batches_with_labels(self._generated_logits(clean, name, severity), labels)
-        if self.spec.benchmark == "imagenet":
-            return ctx.predictor.over_loader(ctx.loader(self._imagenet_cell(name, severity),
-                                                        ctx.options.inference.batch_size))
-        if self._labels is None:
-            self._labels = load_cifar_c_labels(self.folder, ctx.info.num_classes)
-        images, labels = open_cifar_c(self.folder, name, self._labels).cell(severity, ctx.options.limit)
-        return _batches_with_labels(ctx.predictor.over_array(images), torch.from_numpy(labels).to(ctx.device))
-
-    def _generated_logits(self, clean: Tensor, name: str, severity: int) -> Iterator[Tensor]:
-        # The chunking and per-chunk seeds of corruptions/generate.py: the cell equals the file that
-        # `python -m corruptions` writes with the same seed, chunk size and device type.
-        from corruptions.generate import chunk_generator, corrupt_batch
-
-        for k, start in enumerate(range(0, len(clean), self.chunk)):
-            generator = chunk_generator(self.ctx.options.seed, name, severity, k, clean.device)
-            corrupted = corrupt_batch(clean[start:start + self.chunk], name, severity, self.spec.preset, generator)
-            yield from self.ctx.predictor.over_tensor(corrupted)
-
-    def _imagenet_cell(self, name: str, severity: int) -> ImageFiles:
-        samples, classes = list_imagenet_c_cell(self.folder, name, severity, self._classes)
-        if len(classes) != self.ctx.info.num_classes:
-            raise ValueError(f"{self.folder / name / str(severity)}: {len(classes)} class folders, but the model "
-                             f"has {self.ctx.info.num_classes} outputs")
-        self._classes = classes
-        transform, size = None, (224, 224)
-        if self.ctx.options.imagenet_c_resize:
-            from loaders.transforms import ResizeCenterCrop
-
-            transform = ResizeCenterCrop(256, 224)
-        return ImageFiles(samples[:self.ctx.options.limit], transform=transform, size=size)
-
-
 def run_perturbation(ctx: _Context, spec: SuiteSpec) -> dict:
     """Flip probability, top-5 and Zipf distances per perturbation, then the -P aggregates (normalised only with
     a baseline measured on the same data, metrics.md §4.4)."""
-    reader = _PerturbationReader(ctx, spec)
+    source = ctx.perturbations(spec)
     d = ctx.options.difficulty
     cells, counts = [], {"computed": 0, "reused": 0}
-    for name in reader.names():
-        fingerprint = {**ctx.fingerprint, **reader.source, "perturbation": name, "difficulty": d}
-        record, _, computed = _cached_cell(ctx, spec.name, f"{name}-d{d}", fingerprint,
-                                           lambda n=name: _perturbation_record(n, d, reader.logits(n)))
-        record["file"] = data_file(name, d)
+    for name in source.names(ctx.options.perturbations, d):
+        fingerprint = {**ctx.fingerprint, **source.source, "perturbation": name, "difficulty": d}
+        compute = lambda n=name: _perturbation_record(n, d, source.logits(ctx.predictor, n, d))  # noqa: E731
+        record, _, computed = _cached_cell(ctx, spec.name, f"{name}-d{d}", fingerprint, compute)
+        record["file"] = perturbation_data_file(name, d)
         _log(spec.name, name, record, computed)
         counts["computed" if computed else "reused"] += 1
         cells.append(record)
@@ -508,19 +383,12 @@ def run_perturbation(ctx: _Context, spec: SuiteSpec) -> dict:
         notes.append("no baseline given (--baseline-ckpt or --baseline-results): mFR / mT5D not computed; the AlexNet "
                      "normalisers of the published ImageNet-P numbers are not public (metrics.md §4.4)")
     baseline_id = None if baseline is None else {k: (ctx.options.baseline or {}).get(k) for k in ("name", "sha256")}
-    return _suite_result("perturbation", spec, ctx, reader.source, cells, aggregates, counts, notes=notes,
-                         baseline=baseline_id, preprocessing=reader.preprocessing)
-
-
-def data_file(name: str, difficulty: int) -> str:
-    """The -P data a (perturbation, difficulty) reads: noise perturbations express difficulty through their own
-    stronger-noise sets ``<name>_2`` / ``<name>_3``; the others through the frame step alone (metrics.md §4.2)."""
-    noise_set = difficulty > 1 and M.is_noise_perturbation(name) and base_perturbation(name) == name
-    return f"{name}_{difficulty}" if noise_set else name
+    return _suite_result("perturbation", spec, ctx, source.source, cells, aggregates, counts, notes=notes,
+                         baseline=baseline_id, preprocessing=source.preprocessing)
 
 
 def _perturbation_record(name: str, difficulty: int, batches: Iterable[Tensor]) -> tuple[dict, dict]:
-    noise = M.is_noise_perturbation(name)
+    noise = is_noise_perturbation(name)
     fp, t5d, zipf, frames = [], [], [], None
     for logits in batches:  # (B, T, K)
         frames = logits.shape[1]
@@ -531,70 +399,6 @@ def _perturbation_record(name: str, difficulty: int, batches: Iterable[Tensor]) 
     return {"perturbation": name, "difficulty": difficulty, "videos": int(fp_all.numel()), "frames": frames,
             "flip_probability": fp_all.mean().item(), "top5_distance": torch.cat(t5d).mean().item(),
             "zipf_distance": torch.cat(zipf).mean().item()}, {}
-
-
-class _PerturbationReader:
-    """(B, T, K) logits of the videos of one -P perturbation, from released files or generated sequences."""
-
-    def __init__(self, ctx: _Context, spec: SuiteSpec):
-        self.ctx, self.spec = ctx, spec
-        self.generated = ctx.options.generate or spec.folder is None
-        if self.generated:
-            from corruptions.generate_p import DEFAULT_BATCH_SIZE
-
-            self.chunk = DEFAULT_BATCH_SIZE[spec.preset]
-            self.source = {"kind": "generated", "seed": ctx.options.seed, "preset": spec.preset,
-                           "chunk_size": self.chunk, "generator": "corruptions/sequences.py",
-                           "clean": ctx.clean()["where"]}
-            self.preprocessing = "sequences generated in memory (uint8), then ToTensor + Normalize per frame"
-        else:
-            self.folder = ctx.folder(spec.name, spec.folder)
-            layout = "imagenet-p-mp4" if spec.benchmark == "imagenet" else "cifar-p-npy"
-            self.source = {"kind": "released", "path": str(self.folder), "format": layout}
-            self.preprocessing = ("frames decoded with PyAV (FFmpeg), RGB, ToTensor + Normalize, no resize"
-                                  if spec.benchmark == "imagenet" else "ToTensor + Normalize per frame")
-
-    def names(self) -> list[str]:
-        if self.ctx.options.perturbations is not None:
-            return list(self.ctx.options.perturbations)
-        if self.generated:
-            from corruptions.sequences import PERTURBATIONS
-
-            return list(PERTURBATIONS)
-        d = self.ctx.options.difficulty
-        found = [p for p in PERTURBATION_ORDER
-                 if (self.folder / data_file(p, d)).is_dir() or (self.folder / f"{data_file(p, d)}.npy").is_file()]
-        if not found:
-            raise FileNotFoundError(f"{self.folder}: no released -P data (expected <perturbation>.npy files or "
-                                    f"<perturbation>/<wnid>/*.mp4 folders for {', '.join(PERTURBATION_ORDER)})")
-        return found
-
-    def logits(self, name: str) -> Iterator[Tensor]:
-        ctx, limit = self.ctx, self.ctx.options.limit
-        name = data_file(name, ctx.options.difficulty)
-        if self.generated:
-            return self._generated(name)
-        if self.spec.benchmark == "imagenet":
-            samples, _ = list_imagenet_p(self.folder, name)
-            frames = IMAGENET_P_FRAMES.get(base_perturbation(name))
-            loader = ctx.loader(VideoFiles(samples[:limit], frames=frames, size=(224, 224)),
-                                videos_per_batch(ctx.options.inference, frames or 31))
-            return (ctx.predictor.videos(videos) for videos, _ in loader)
-        return ctx.predictor.over_video_array(open_cifar_p(self.folder, name)[:limit])
-
-    def _generated(self, name: str) -> Iterator[Tensor]:
-        # The chunking and per-chunk seeds of corruptions/generate_p.py: the videos equal the file that
-        # `python -m corruptions` writes with the same seed, chunk size and device type.
-        from corruptions.generate_p import chunk_generator
-        from corruptions.sequences import make_sequences
-
-        ctx, clean = self.ctx, self.ctx.clean_on_device()
-        for k, start in enumerate(range(0, len(clean), self.chunk)):
-            generator = chunk_generator(ctx.options.seed, name, k, clean.device)
-            videos = make_sequences(clean[start:start + self.chunk], name, self.spec.preset, generator=generator)
-            per_batch = videos_per_batch(ctx.options.inference, videos.shape[1])
-            for v in range(0, len(videos), per_batch):
-                yield ctx.predictor.videos(videos[v:v + per_batch])
 
 
 _RUNNERS = MappingProxyType({"clean": run_clean, "calibration": run_calibration, "corruption": run_corruption,

@@ -1,18 +1,17 @@
-"""Readers of the released -C / -P formats, validated on load (shared/reference/corruptions.md §7, §8.3).
+"""Readers of the released -C / -P formats, validated on load (docs/corruptions.md §7, §8.3).
 
 CIFAR-10/100-C: ``<corruption>.npy`` (5N, 32, 32, 3) uint8, severity-major, plus ``labels.npy`` (5N,).
 ImageNet-C: ``<root>/<corruption>/<1..5>/<wnid>/*.JPEG``, 224x224, read as is (no Resize(256), metrics.md §1).
 CIFAR-10/100-P: ``<perturbation>.npy`` (N, T, 32, 32, 3) uint8. ImageNet-P: ``<root>/<perturbation>/<wnid>/*.mp4``,
-decoded with PyAV. Every malformed file raises an error that names the path and what was expected.
+decoded with PyAV. Every malformed file raises an error that names the path and what was expected. What a file
+must hold (its severities, its frame count) is the caller's knowledge, passed in: corruptions/ owns those facts.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 
 import numpy as np
 import torch
@@ -23,21 +22,8 @@ from loaders.imagefolder import list_image_folder
 from loaders.transforms import to_uint8_chw
 from runtime.video import decode_video
 
-SEVERITIES = (1, 2, 3, 4, 5)
 CIFAR_SIZE = 32
-# Frames per released -P video (corruptions.md §8.2); difficulty variants (<name>_2, <name>_3) keep their base length.
-CIFAR_P_FRAMES = MappingProxyType({
-    "gaussian_noise": 31, "shot_noise": 31, "motion_blur": 21, "zoom_blur": 31, "snow": 31, "brightness": 31,
-    "translate": 16, "rotate": 31, "tilt": 31, "scale": 31,
-    "speckle_noise": 31, "gaussian_blur": 31, "spatter": 31, "shear": 31,
-})
-IMAGENET_P_FRAMES = MappingProxyType({name: (41 if name == "translate" else 31) for name in CIFAR_P_FRAMES})
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov")
-
-
-def base_perturbation(name: str) -> str:
-    """``gaussian_noise_2`` -> ``gaussian_noise``: the difficulty suffix of the noise datasets removed."""
-    return re.sub(r"_[23]$", "", name)
 
 
 def read_npy(path: str | Path, what: str) -> np.ndarray:
@@ -62,56 +48,66 @@ class CorruptionArray:
 
     Attributes:
         path: the ``<corruption>.npy`` file.
-        images: (5N, 32, 32, 3) uint8 memory map, rows (s - 1) N .. s N - 1 hold severity s.
-        labels: (5N,) int64.
+        images: (S*N, 32, 32, 3) uint8 memory map, severity-major: block k holds ``severities[k]``.
+        labels: (S*N,) int64.
+        severities: the severities of the blocks, in file order ((1, 2, 3, 4, 5) for the released sets).
     """
 
     path: Path
     images: np.ndarray
     labels: np.ndarray
+    severities: tuple[int, ...]
 
     @property
     def per_severity(self) -> int:
-        return len(self.labels) // len(SEVERITIES)
+        return len(self.labels) // len(self.severities)
 
     def cell(self, severity: int, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Images (n, 32, 32, 3) uint8 (a memory-map view, nothing read yet) and labels (n,) int64 of one severity,
         the first ``limit`` of them when given."""
-        if severity not in SEVERITIES:
-            raise ValueError(f"severity must be one of {SEVERITIES}, got {severity}")
+        if severity not in self.severities:
+            raise ValueError(f"{self.path}: severity must be one of {self.severities}, got {severity}")
         n = self.per_severity if limit is None else min(limit, self.per_severity)
-        start = (severity - 1) * self.per_severity
+        start = self.severities.index(severity) * self.per_severity
         return self.images[start:start + n], self.labels[start:start + n]
 
 
-def load_cifar_c_labels(folder: str | Path, num_classes: int | None = None) -> np.ndarray:
-    """Read and check ``labels.npy`` of a CIFAR-C folder: 1-D integers, 5 identical blocks, classes in range.
+def load_cifar_c_labels(folder: str | Path, severities: Sequence[int], num_classes: int | None = None) -> np.ndarray:
+    """Read and check ``labels.npy`` of a CIFAR-C folder: 1-D integers, one identical block per severity, classes in
+    range.
+
+    Args:
+        severities: the severities the folder's files hold (corruptions.SEVERITIES for the released sets).
+        num_classes: when given, labels must lie in 0..num_classes-1.
 
     Returns:
-        (5N,) int64.
+        (S*N,) int64.
     """
     path = Path(folder) / "labels.npy"
     labels = read_npy(path, "CIFAR-C labels")
+    s = len(severities)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{path}: expected a 1-D integer array (5N,), got {labels.dtype} {labels.shape}")
-    if len(labels) == 0 or len(labels) % len(SEVERITIES):
-        raise ValueError(f"{path}: {len(labels)} labels is not 5 severities x N test images")
+        raise ValueError(f"{path}: expected a 1-D integer array ({s}N,), got {labels.dtype} {labels.shape}")
+    if len(labels) == 0 or len(labels) % s:
+        raise ValueError(f"{path}: {len(labels)} labels is not {s} severities x N test images")
     labels = np.asarray(labels, dtype=np.int64)
-    blocks = labels.reshape(len(SEVERITIES), -1)
+    blocks = labels.reshape(s, -1)
     if not (blocks == blocks[0]).all():
-        raise ValueError(f"{path}: the 5 severity blocks of labels differ; expected the test labels repeated 5 times")
+        raise ValueError(f"{path}: the {s} severity blocks of labels differ; expected the test labels repeated "
+                         f"{s} times")
     if labels.min() < 0 or (num_classes is not None and labels.max() >= num_classes):
         raise ValueError(f"{path}: labels span {labels.min()}..{labels.max()}, expected 0..{num_classes - 1}")
     return labels
 
 
-def open_cifar_c(folder: str | Path, corruption: str, labels: np.ndarray | None = None,
+def open_cifar_c(folder: str | Path, corruption: str, severities: Sequence[int], labels: np.ndarray | None = None,
                  num_classes: int | None = None) -> CorruptionArray:
     """Open ``<folder>/<corruption>.npy`` and check it against ``labels.npy``.
 
     Args:
         folder: the extracted CIFAR-10-C / CIFAR-100-C folder.
         corruption: file stem, e.g. "gaussian_noise".
+        severities: the severities of the file's blocks, in order (corruptions.SEVERITIES for the released sets).
         labels: already checked labels (from :func:`load_cifar_c_labels`), to avoid re-reading them per file.
         num_classes: when given, labels must lie in 0..num_classes-1.
 
@@ -119,7 +115,8 @@ def open_cifar_c(folder: str | Path, corruption: str, labels: np.ndarray | None 
         FileNotFoundError / ValueError: naming the file and the expected shape, dtype or length.
     """
     folder = Path(folder)
-    labels = load_cifar_c_labels(folder, num_classes) if labels is None else labels
+    severities = tuple(severities)
+    labels = load_cifar_c_labels(folder, severities, num_classes) if labels is None else labels
     path = folder / f"{corruption}.npy"
     images = read_npy(path, f"CIFAR-C {corruption}")
     expected = (len(labels), CIFAR_SIZE, CIFAR_SIZE, 3)
@@ -127,26 +124,27 @@ def open_cifar_c(folder: str | Path, corruption: str, labels: np.ndarray | None 
         raise ValueError(f"{path}: expected uint8 {expected} (severity-major, HWC RGB), got {images.dtype} "
                          f"{images.shape}")
     if len(images) != len(labels):
-        n = len(labels) // len(SEVERITIES)
-        raise ValueError(f"{path}: {len(images)} images but labels.npy has {len(labels)} ({n} per severity x 5); "
-                         f"a file with severities missing or a labels file from another set")
-    return CorruptionArray(path, images, labels)
+        n = len(labels) // len(severities)
+        raise ValueError(f"{path}: {len(images)} images but labels.npy has {len(labels)} ({n} per severity x "
+                         f"{len(severities)}); a file with severities missing or a labels file from another set")
+    return CorruptionArray(path, images, labels, severities)
 
 
-def open_cifar_p(folder: str | Path, perturbation: str, num_videos: int | None = None) -> np.ndarray:
+def open_cifar_p(folder: str | Path, perturbation: str, frames: int | None = None,
+                 num_videos: int | None = None) -> np.ndarray:
     """Open ``<folder>/<perturbation>.npy``, a released CIFAR-P file.
 
     Args:
         folder: the extracted CIFAR-10-P / CIFAR-100-P folder.
         perturbation: file stem, e.g. "translate" or "gaussian_noise_2".
+        frames: the frame count T the file must have (corruptions.sequences.num_frames); None skips the check.
         num_videos: when given (the clean test set size), the number of videos must match it.
 
     Returns:
-        (N, T, 32, 32, 3) uint8 memory map, T as released for this perturbation (corruptions.md §8.2).
+        (N, T, 32, 32, 3) uint8 memory map.
     """
     path = Path(folder) / f"{perturbation}.npy"
     videos = read_npy(path, f"CIFAR-P {perturbation}")
-    frames = CIFAR_P_FRAMES.get(base_perturbation(perturbation))
     if videos.dtype != np.uint8 or videos.ndim != 5 or videos.shape[2:] != (CIFAR_SIZE, CIFAR_SIZE, 3):
         raise ValueError(f"{path}: expected uint8 (N, T, 32, 32, 3), got {videos.dtype} {videos.shape}")
     if frames is not None and videos.shape[1] != frames:
@@ -245,7 +243,7 @@ class VideoFiles(Dataset):
 
     Args:
         samples: [(path, label)] from :func:`list_imagenet_p`.
-        frames: the expected number of frames T (``IMAGENET_P_FRAMES``); None skips the check.
+        frames: the expected number of frames T (corruptions.sequences.num_frames); None skips the check.
         size: the expected (H, W); None skips the check.
     """
 

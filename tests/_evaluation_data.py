@@ -1,5 +1,6 @@
-"""Builders of tiny files in the released -C / -P formats and of a tiny checkpoint in our format, for the evaluator's
-tests: CIFAR-C npy, ImageNet-C JPEG trees, CIFAR-P npy, ImageNet-P MP4 (PyAV/libx264)."""
+"""The evaluator's test oracles: tiny files in the released -C / -P formats (CIFAR-C npy, ImageNet-C JPEG trees,
+CIFAR-P npy, ImageNet-P MP4 via PyAV/libx264), files made by the chunk-seeding contract of corruptions/chunks.py,
+a tiny checkpoint in our format, tiny models, and the reference pipeline written out by hand."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from corruptions import CORRUPTIONS
+from corruptions import CORRUPTIONS, SEVERITIES
+from corruptions.chunks import (
+    C_CHUNK_SIZE,
+    P_CHUNK_SIZE,
+    corrupt_batch,
+    corruption_chunk_generator,
+    perturbation_chunk_generator,
+)
+from corruptions.sequences import make_sequences
 
 
 def marked_images(n: int, size: int = 32, seed: int = 0) -> np.ndarray:
@@ -51,6 +60,37 @@ def write_cifar_p(folder: Path, images: np.ndarray, perturbations: dict[str, int
     for name, frames in perturbations.items():
         videos = np.stack([np.roll(images, t, axis=2) for t in range(frames)], axis=1)
         np.save(folder / f"{name}.npy", videos)
+    return folder
+
+
+def write_contract_cifar_c(folder: Path, images: np.ndarray, labels: np.ndarray, corruptions: tuple[str, ...],
+                           seed: int, preset: str = "cifar") -> Path:
+    """A CIFAR-C folder made as corruptions/chunks.py specifies, written out step by step: for every severity,
+    chunk k (images k*B .. k*B+B-1, B = C_CHUNK_SIZE[preset]) is corrupted on the CPU with the generator
+    ``corruption_chunk_generator(seed, corruption, severity, k)``; severity-major blocks, labels repeated."""
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "labels.npy", np.tile(labels.astype(np.uint8), len(SEVERITIES)))
+    clean = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # (N, H, W, 3) -> (N, 3, H, W)
+    b = C_CHUNK_SIZE[preset]
+    for name in corruptions:
+        blocks = [corrupt_batch(clean[start:start + b], name, s, preset,
+                                corruption_chunk_generator(seed, name, s, start // b, "cpu"))
+                  for s in SEVERITIES for start in range(0, len(clean), b)]
+        np.save(folder / f"{name}.npy", torch.cat(blocks).permute(0, 2, 3, 1).numpy())
+    return folder
+
+
+def write_contract_cifar_p(folder: Path, images: np.ndarray, files: tuple[str, ...], seed: int) -> Path:
+    """A CIFAR-P folder made as corruptions/chunks.py specifies: chunk k of P_CHUNK_SIZE["cifar"] videos of file
+    ``name`` (e.g. ``translate``, ``gaussian_noise_2``) from ``perturbation_chunk_generator(seed, name, k)``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    clean = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    b = P_CHUNK_SIZE["cifar"]
+    for name in files:
+        chunks = [make_sequences(clean[start:start + b], name, "cifar",
+                                 generator=perturbation_chunk_generator(seed, name, start // b, "cpu"))
+                  for start in range(0, len(clean), b)]
+        np.save(folder / f"{name}.npy", torch.cat(chunks).permute(0, 1, 3, 4, 2).numpy())  # (N, T, 3, H, W) -> HWC
     return folder
 
 

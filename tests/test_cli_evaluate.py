@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import evaluate
+import evaluation
 from models import build_model
 from runtime.files import sha256_file
 from tests._evaluation_data import direct_logits, write_cifar_c, write_tiny_checkpoint
@@ -144,3 +145,25 @@ def test_alexnet_baseline_supplies_the_clean_error_of_relative_mce(tmp_path):
     assert code == 0
     aggregates = json.loads((tmp_path / "out" / "results.json").read_text())["suites"]["imagenet-c"]["aggregates"]
     assert aggregates["alexnet_clean_error"] == alexnet_clean["suites"]["clean"]["aggregates"]["error"]
+
+
+def test_the_cli_runs_through_evaluation_evaluate(tmp_path, monkeypatch):
+    ckpt = write_tiny_checkpoint(tmp_path / "last.pt")
+    calls = []
+
+    def spy(model, suites, **kwargs):
+        calls.append((suites, kwargs))
+        return evaluation.evaluate(model, suites, **kwargs)
+
+    monkeypatch.setattr(evaluate, "evaluate", spy)
+    assert _run(["--ckpt", str(ckpt), "--suite", "clean", "--limit", "100", "--no-plots", "--device", "auto",
+                 "--out", str(tmp_path / "o")]) == 0
+    ((suites, kwargs),) = calls
+    assert suites == ["clean"] and kwargs["model_info"].source == "ours" and kwargs["checkpoint_path"] == str(ckpt)
+    assert kwargs["options"].inference.device == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_unknown_device_is_a_clear_error(tmp_path, capsys):
+    ckpt = write_tiny_checkpoint(tmp_path / "last.pt")
+    assert _run(["--ckpt", str(ckpt), "--device", "tpu", "--out", str(tmp_path / "o")]) == 2
+    assert "--device='tpu'" in capsys.readouterr().err

@@ -44,11 +44,12 @@ def test_generate_on_digits_end_to_end_in_a_subprocess(tmp_path):
         assert data.shape == (60, 32, 32, 3) and data.dtype == np.uint8
         assert manifest["files"][f"{corruption}.npy"]["sha256"] == W.sha256_file(out / f"{corruption}.npy")
     try:
+        from corruptions import SEVERITIES
         from loaders.released import load_cifar_c_labels, open_cifar_c
     except ImportError:  # the reader is another helper's module
         return
-    labels_read = load_cifar_c_labels(out, num_classes=10)
-    assert open_cifar_c(out, REGISTERED[0], labels_read).images.shape == (60, 32, 32, 3)
+    labels_read = load_cifar_c_labels(out, SEVERITIES, num_classes=10)
+    assert open_cifar_c(out, REGISTERED[0], SEVERITIES, labels_read).images.shape == (60, 32, 32, 3)
 
 
 @needs_corruption

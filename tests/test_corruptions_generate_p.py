@@ -177,7 +177,7 @@ def test_encoder_settings_follow_the_reference():
 
 
 def test_imagenet_p_tree_resume_and_reader(tmp_path):
-    from loaders.released import IMAGENET_P_FRAMES, VideoFiles, list_imagenet_p
+    from loaders.released import VideoFiles, list_imagenet_p
 
     samples, classes = write_image_folder(tmp_path / "val", per_class=2, size=(300, 260))  # Resize(256): 295x256
     out = tmp_path / "ImageNet-P"
@@ -192,7 +192,7 @@ def test_imagenet_p_tree_resume_and_reader(tmp_path):
     assert manifest["files"]["gaussian_noise"]["encoding"]["tune"] == "grain"
     found, found_classes = list_imagenet_p(out, "translate")
     assert found_classes == classes and [p.name for p, _ in found] == [Path(p).stem + ".mp4" for p, _ in samples]
-    clip, label = VideoFiles(found, frames=IMAGENET_P_FRAMES["translate"], size=(224, 224))[0]
+    clip, label = VideoFiles(found, frames=num_frames("translate", "imagenet"), size=(224, 224))[0]
     assert clip.shape == (41, 3, 224, 224) and label == 0
     # The decoded video is the lossy copy of make_sequences on the Resize(256) image.
     with Image.open(samples[0][0]) as image:

@@ -1,4 +1,4 @@
-"""evaluation/report.py: cell store (resume), results.json schema, the markdown tables, plots, compare, TensorBoard."""
+"""evaluation/report.py: results.json schema, the markdown tables, plots, compare, TensorBoard."""
 
 from __future__ import annotations
 
@@ -37,23 +37,6 @@ def _cifar_errors(offset: float = 0.0) -> dict:
     errors = {c: {s: 0.1 * s + offset for s in range(1, 6)} for c in CORRUPTIONS}
     errors.update({c: {s: 0.9 for s in range(1, 6)} for c in EXTRA_CORRUPTIONS})
     return errors
-
-
-def test_cell_store_resumes_only_matching_cells(tmp_path):
-    store = R.CellStore(tmp_path / "cells")
-    fingerprint = {"checkpoint_sha256": "abc", "limit": None, "severity": 3}
-    arrays = {"confidence": np.array([0.5, 0.9], np.float32), "correct": np.array([True, False])}
-    store.save("cifar10-c", "fog-3", fingerprint, {"error": 0.5}, arrays)
-    record, loaded = store.load("cifar10-c", "fog-3", fingerprint)
-    assert record == {"error": 0.5}
-    np.testing.assert_array_equal(loaded["correct"], arrays["correct"])
-    assert store.load("cifar10-c", "fog-3", {**fingerprint, "limit": 10}) is None   # made from other inputs
-    assert store.load("cifar10-c", "fog-4", fingerprint) is None
-    assert R.CellStore(tmp_path / "cells", recompute=True).load("cifar10-c", "fog-3", fingerprint) is None
-    assert sorted(p.name for p in (tmp_path / "cells" / "cifar10-c").iterdir()) == ["fog-3.json", "fog-3.npz"]
-    memory = R.CellStore(None)
-    memory.save("s", "c", fingerprint, {"error": 0.1})
-    assert memory.load("s", "c", fingerprint) == ({"error": 0.1}, {})
 
 
 def test_markdown_prints_the_cifar_table_and_labelled_means():

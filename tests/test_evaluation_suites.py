@@ -1,10 +1,10 @@
-"""evaluation/inference.py and suites.py: every suite on tiny real-format data reproduces the numbers of the reference
-pipeline written out by hand; interrupted runs resume without recomputing finished cells."""
+"""evaluation/suites.py: every suite on tiny real-format data reproduces the numbers of the reference pipeline written
+out by hand; generated suites equal the same suites on files made by the chunk-seeding contract; interrupted runs
+resume without recomputing finished cells."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 
 import numpy as np
@@ -13,8 +13,10 @@ import torch
 from PIL import Image
 
 from evaluation import metrics as M
+from evaluation import suites as S
 from evaluation.inference import InferenceSettings, Predictor
 from evaluation.report import perturbation_baseline
+from evaluation.store import CellStore
 from evaluation.suites import EvalOptions, resolve_suites, run_evaluation
 from tests._evaluation_data import (
     direct_logits,
@@ -24,13 +26,14 @@ from tests._evaluation_data import (
     tiny_classifier,
     write_cifar_c,
     write_cifar_p,
+    write_contract_cifar_c,
+    write_contract_cifar_p,
     write_imagenet_c,
     write_imagenet_p,
 )
 
 MEAN, STD = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
 CPU = InferenceSettings(device="cpu", batch_size=4, chunk_images=6, workers=0)
-HAS_SEQUENCES = importlib.util.find_spec("corruptions.sequences") is not None
 
 
 def _options(tmp_path, **kw) -> EvalOptions:
@@ -45,18 +48,6 @@ def test_resolve_suites_expands_all_and_checks_the_dataset():
         resolve_suites(["cifar100-c"], "cifar10")
     with pytest.raises(ValueError, match="unknown suite 'cifar10c'"):
         resolve_suites(["cifar10c"], "cifar10")
-
-
-def test_predictor_matches_totensor_normalize_and_keeps_order():
-    model = tiny_classifier(7)
-    images = marked_images(11)
-    predictor = Predictor(model, MEAN, STD, CPU)  # batches of 4, chunks of 6: 11 = 4 + 2 | 4 + 1
-    streamed = torch.cat(list(predictor.over_array(images)))
-    torch.testing.assert_close(streamed, direct_logits(model, images, MEAN, STD), rtol=1e-5, atol=1e-5)
-    videos = np.stack([images[:5], images[5:10]], axis=1)  # (5, 2, 32, 32, 3): 2-frame videos
-    per_video = torch.cat(list(predictor.over_video_array(videos)))
-    assert per_video.shape == (5, 2, 7)
-    torch.testing.assert_close(per_video[:, 1], streamed[5:10], rtol=1e-5, atol=1e-5)
 
 
 def _cifar_c_setup(tmp_path, n=8):
@@ -205,58 +196,58 @@ def test_imagenet_p_decodes_mp4_and_compares_consecutive_frames(tmp_path):
     assert cell["zipf_distance"] == pytest.approx(M.zipf_distance(logits, False).mean().item(), rel=1e-6)
 
 
-def test_generated_cells_equal_the_files_corruptions_generate_writes(tmp_path):
-    from corruptions.generate import GenerationConfig, generate_cifar_c
+def _strip(cells):
+    return [{k: v for k, v in c.items() if k != "seconds"} for c in cells]
+
+
+def _on_folder(suite: str, folder: str, runner, model, info, options):
+    """The same suite run on a folder of files instead of generating its data."""
+    spec = dataclasses.replace(S.SUITES[suite], folder=folder)
+    ctx = S._Context(Predictor(model, info.mean, info.std, CPU), info, options, CellStore(None))
+    return runner(ctx, spec)
+
+
+def test_generated_digits_c_equals_the_suite_on_contract_files(tmp_path):
     from loaders.digits import load_digits
 
     images, labels = load_digits(train=False)
-    config = GenerationConfig(corruptions=("gaussian_noise",), seed=5, progress=False)
-    generate_cifar_c(images[:60], labels[:60], tmp_path / "CIFAR-10-C", config)
+    write_contract_cifar_c(tmp_path / "CIFAR-10-C", images[:60], labels[:60], ("gaussian_noise",), seed=5)
     model, info = tiny_classifier(), model_info("digits", 10)
-    kw = {"corruptions": ("gaussian_noise",), "severities": (2, 4), "limit": 60}
-    generated = run_evaluation(model, info, ["digits-c"], _options(tmp_path, generate=True, seed=5, out_dir=None, **kw))
-    # digits-c has no released folder of its own: point a copy of the suite at the generated files
-    from evaluation import suites as S
-
-    spec = dataclasses.replace(S.SUITES["digits-c"], folder="CIFAR-10-C")
-    released = S.run_corruption(S._Context(Predictor(model, info.mean, info.std, CPU), info,
-                                           _options(tmp_path, out_dir=None, **kw), S.CellStore(None)), spec)
-    strip = lambda cells: [{k: v for k, v in c.items() if k != "seconds"} for c in cells]  # noqa: E731
-    assert strip(released["cells"]) == strip(generated["suites"]["digits-c"]["cells"])
+    kw = {"corruptions": ("gaussian_noise",), "severities": (2, 4), "limit": 60, "out_dir": None}
+    generated = run_evaluation(model, info, ["digits-c"], _options(tmp_path, generate=True, seed=5, **kw))
+    released = _on_folder("digits-c", "CIFAR-10-C", S.run_corruption, model, info, _options(tmp_path, **kw))
+    assert _strip(released["cells"]) == _strip(generated["suites"]["digits-c"]["cells"])
     assert generated["suites"]["digits-c"]["source"]["kind"] == "generated"
     assert generated["suites"]["digits-c"]["source"]["seed"] == 5
 
 
 def test_all_skips_suites_without_data_and_says_why(tmp_path):
-    options = _options(tmp_path, corruptions=("gaussian_noise",), severities=(1,), perturbations=("translate",),
-                       limit=120)
-    results = run_evaluation(tiny_classifier(), model_info("digits", 10), ["all"], options)
-    expected = ["clean", "digits-c", "calibration"] + (["digits-p"] if HAS_SEQUENCES else [])
-    assert sorted(results["suites"]) == sorted(expected)
+    from loaders.synthetic import write_cifar_pickles
+
+    write_cifar_pickles(tmp_path, "cifar10", num_train=10, num_test=120, seed=0)
+    _cifar_c_setup(tmp_path)  # CIFAR-10-C present, CIFAR-10-P absent
+    options = _options(tmp_path, corruptions=("fog",), severities=(1,), out_dir=None)
+    results = run_evaluation(tiny_classifier(), model_info("cifar10", 10), ["all"], options)
+    assert sorted(results["suites"]) == ["calibration", "cifar10-c", "clean"]
+    assert "CIFAR-10-P does not exist" in results["skipped"]["cifar10-p"]
     calibration = results["suites"]["calibration"]["aggregates"]
     assert calibration["n"] == 120 and calibration["rms_calib_error_hendrycks"] == 0.0  # one 100+20 bin: skipped
-    if not HAS_SEQUENCES:
-        assert "corruptions/sequences.py" in results["skipped"]["digits-p"]
+    digits = run_evaluation(tiny_classifier(), model_info("digits", 10), ["all"], dataclasses.replace(
+        options, corruptions=("gaussian_noise",), perturbations=("translate",), limit=100))
+    assert sorted(digits["suites"]) == ["calibration", "clean", "digits-c", "digits-p"]  # digits: always generated
 
 
-@pytest.mark.skipif(not HAS_SEQUENCES, reason="generated -P needs corruptions/sequences.py (not written yet)")
-def test_generated_p_equals_the_files_corruptions_generate_p_writes(tmp_path):
-    from corruptions.generate_p import PerturbationConfig, generate_cifar_p
-    from evaluation import suites as S
+def test_generated_digits_p_equals_the_suite_on_contract_files(tmp_path):
     from loaders.digits import load_digits
 
-    images, labels = load_digits(train=False)
-    config = PerturbationConfig(perturbations=("translate", "gaussian_noise_2"), seed=5, progress=False)
-    generate_cifar_p(images[:12], labels[:12], tmp_path / "CIFAR-10-P", config)
+    images, _ = load_digits(train=False)
+    write_contract_cifar_p(tmp_path / "CIFAR-10-P", images[:12], ("translate", "gaussian_noise_2"), seed=5)
     model, info = tiny_classifier(), model_info("digits", 10)
     # difficulty 2: translate compares frames 2 apart; gaussian_noise reads its stronger set gaussian_noise_2
     kw = {"perturbations": ("translate", "gaussian_noise"), "difficulty": 2, "limit": 12, "out_dir": None}
     generated = run_evaluation(model, info, ["digits-p"], _options(tmp_path, generate=True, seed=5, **kw))
-    spec = dataclasses.replace(S.SUITES["digits-p"], folder="CIFAR-10-P")  # the same suite on the written files
-    released = S.run_perturbation(S._Context(Predictor(model, info.mean, info.std, CPU), info,
-                                             _options(tmp_path, **kw), S.CellStore(None)), spec)
-    strip = lambda cells: [{k: v for k, v in c.items() if k != "seconds"} for c in cells]  # noqa: E731
-    assert strip(released["cells"]) == strip(generated["suites"]["digits-p"]["cells"])
+    released = _on_folder("digits-p", "CIFAR-10-P", S.run_perturbation, model, info, _options(tmp_path, **kw))
+    assert _strip(released["cells"]) == _strip(generated["suites"]["digits-p"]["cells"])
     assert [c["file"] for c in released["cells"]] == ["translate", "gaussian_noise_2"]
     assert all(c["videos"] == 12 for c in released["cells"])
     assert generated["suites"]["digits-p"]["source"]["kind"] == "generated"
