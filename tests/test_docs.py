@@ -26,10 +26,10 @@ WALK_EXCLUDED = {".git", ".venv", "venv", "env", "__pycache__", ".pytest_cache",
 
 SECTION = r"§(\d+(?:\.\d+)*)"
 SECTION_NC = r"§\d+(?:\.\d+)*"
-# "docs/<name>.md", not preceded by a path character (so "../docs/x.md" is left to the link check).
+# "docs/<name>.md", not preceded by a path character (so "../docs/augmix.md" is left to the link check).
 DOC_PATH = re.compile(r"(?<![\w/.-])(docs/(?:[\w.-]+/)*[\w.-]+\.md)")
-# Section numbers right after a cited path: "docs/x.md §5.1", "`docs/x.md` §7", "docs/x.md §4.4, §4.5, §8",
-# "docs/x.md §5.1-§5.3" (both ends are checked).
+# Section numbers right after a cited path: "docs/metrics.md §5.1", "`docs/augmix.md` §7",
+# "docs/metrics.md §4.4, §4.5, §8", "docs/corruptions.md §5.1-§5.3" (both ends are checked).
 SECTIONS_AFTER = re.compile(r"`?[ \t]*" + SECTION_NC + r"(?:[ \t]*(?:,|-|–|and|or)[ \t]*" + SECTION_NC + r")*")
 SECTION_IN_LIST = re.compile(SECTION)
 MD_LINK = re.compile(r"\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
