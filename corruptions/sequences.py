@@ -168,10 +168,10 @@ def make_sequences(images: Tensor, perturbation: str, preset: str, difficulty: i
 
     Input contract. CIFAR-P (``preset="cifar"``): ``images`` are the (N, 3, 32, 32) test images. ImageNet-P
     (``preset="imagenet"``): ``images`` are torchvision Resize(256) images (shorter side exactly 256, as
-    ``generate_p.resize_shorter_side`` makes them), **not** the 224 crop: the geometric sequences (translate,
-    rotate, scale, shear, tilt, zoom_blur) transform the whole resized image and crop 224 afterwards, so content
-    from outside the crop moves in; the others crop first (§8.2 "ImageNet-P base image"). Images of different
-    sizes are passed on one canvas, each at the top-left, with ``sizes`` (N, 2) = their (h, w).
+    ``generation.sources.resize_shorter_side`` makes them), **not** the 224 crop: the geometric sequences
+    (translate, rotate, scale, shear, tilt, zoom_blur) transform the whole resized image and crop 224 afterwards,
+    so content from outside the crop moves in; the others crop first (§8.2 "ImageNet-P base image"). Images of
+    different sizes are passed on one canvas, each at the top-left, with ``sizes`` (N, 2) = their (h, w).
 
     Affine convention (UNCERTAIN in the spec, §8.2): torchvision 0.2-0.4 ``affine`` on PIL images, the version of
     2018 the reference used: positive angles rotate clockwise on screen, x-shear, fixed point

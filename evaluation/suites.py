@@ -85,7 +85,7 @@ class EvalOptions:
     out_dir: str | None = None            # results.json, results.md, plots, cells/ (resume); None = nothing written
     inference: InferenceSettings = field(default_factory=InferenceSettings)
     generate: bool = False                # build -C/-P in memory from the clean test set instead of released files
-    seed: int = 0                         # seed of generated sets (per chunk, as corruptions/generate*.py)
+    seed: int = 0                         # seed of generated sets (per chunk, as corruptions/chunks.py)
     limit: int | None = None              # first N test images / videos per cell (quick looks)
     corruptions: tuple[str, ...] | None = None    # None: all 19 (extras skipped when their files are absent)
     severities: tuple[int, ...] = SEVERITIES
@@ -207,7 +207,7 @@ class _Context:
         clean = self.clean()
         if clean["images"] is None:
             raise ValueError("generating -C/-P in memory needs an in-memory clean test set (CIFAR, digits); for "
-                             "ImageNet generate the files with `python -m corruptions` and evaluate those")
+                             "ImageNet generate the files with `python generate.py c` and evaluate those")
         if "on_device" not in clean:
             clean["on_device"] = torch.from_numpy(clean["images"]).to(self.device).permute(0, 3, 1, 2).contiguous()
         return clean["on_device"]
@@ -412,8 +412,8 @@ class _CorruptionReader:
         self._classes: list[str] | None = None
         self._labels: np.ndarray | None = None
         if self.generated:
-            from corruptions.generate import DEFAULT_BATCH_SIZE
-            from corruptions.writers import package_version
+            from corruptions.chunks import C_CHUNK_SIZE as DEFAULT_BATCH_SIZE
+            from runtime.environment import package_version
 
             self.chunk = DEFAULT_BATCH_SIZE[spec.preset]
             self.source = {"kind": "generated", "seed": ctx.options.seed, "preset": spec.preset,
@@ -461,9 +461,10 @@ class _CorruptionReader:
         return _batches_with_labels(ctx.predictor.over_array(images), torch.from_numpy(labels).to(ctx.device))
 
     def _generated_logits(self, clean: Tensor, name: str, severity: int) -> Iterator[Tensor]:
-        # The chunking and per-chunk seeds of corruptions/generate.py: the cell equals the file that
-        # `python -m corruptions` writes with the same seed, chunk size and device type.
-        from corruptions.generate import chunk_generator, corrupt_batch
+        # The chunking and per-chunk seeds of corruptions/chunks.py: the cell equals the file that
+        # `python generate.py c` writes with the same seed, chunk size and device type.
+        from corruptions.chunks import corrupt_batch
+        from corruptions.chunks import corruption_chunk_generator as chunk_generator
 
         for k, start in enumerate(range(0, len(clean), self.chunk)):
             generator = chunk_generator(self.ctx.options.seed, name, severity, k, clean.device)
@@ -540,7 +541,7 @@ class _PerturbationReader:
         self.ctx, self.spec = ctx, spec
         self.generated = ctx.options.generate or spec.folder is None
         if self.generated:
-            from corruptions.generate_p import DEFAULT_BATCH_SIZE
+            from corruptions.chunks import P_CHUNK_SIZE as DEFAULT_BATCH_SIZE
 
             self.chunk = DEFAULT_BATCH_SIZE[spec.preset]
             self.source = {"kind": "generated", "seed": ctx.options.seed, "preset": spec.preset,
@@ -583,9 +584,9 @@ class _PerturbationReader:
         return ctx.predictor.over_video_array(open_cifar_p(self.folder, name)[:limit])
 
     def _generated(self, name: str) -> Iterator[Tensor]:
-        # The chunking and per-chunk seeds of corruptions/generate_p.py: the videos equal the file that
-        # `python -m corruptions` writes with the same seed, chunk size and device type.
-        from corruptions.generate_p import chunk_generator
+        # The chunking and per-chunk seeds of corruptions/chunks.py: the videos equal the file that
+        # `python generate.py p` writes with the same seed, chunk size and device type.
+        from corruptions.chunks import perturbation_chunk_generator as chunk_generator
         from corruptions.sequences import make_sequences
 
         ctx, clean = self.ctx, self.ctx.clean_on_device()
