@@ -56,6 +56,12 @@ def parse_severities(text: str) -> tuple[int, ...]:
     return tuple(sorted(values))
 
 
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of every command: the run seed and the device."""
+    parser.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default auto: cuda when available)")
+
+
 def _add_set_arguments(parser: argparse.ArgumentParser, unit: str, chunk_default: str, files: str) -> None:
     """The flags shared by ``c`` and ``p``: source, output, seeding, device, chunking, workers, resume checks."""
     parser.add_argument("--source", choices=SOURCES, required=True,
@@ -64,8 +70,7 @@ def _add_set_arguments(parser: argparse.ArgumentParser, unit: str, chunk_default
                         help="folder holding cifar-10-batches-py/ or cifar-100-python/ (default $AUGMIX_DATA_ROOT or "
                              "./data); for imagefolder the folder of <wnid>/ class folders itself (e.g. ImageNet val)")
     parser.add_argument("--out", required=True, help="output folder; an interrupted run resumes there")
-    parser.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
-    parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default auto: cuda when available)")
+    _add_run_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=None,
                         help=f"{unit} per chunk: the unit of work, randomness and resume (default {chunk_default}); "
                              "part of the seed, so keep it to reproduce a set")
@@ -117,8 +122,7 @@ def add_grid_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
                         help="parameter tables and image size (default: cifar for --source, imagenet for --images)")
     parser.add_argument("--corruptions", type=parse_corruptions, default=None,
                         help="comma list of names or a subset (common, extra, all, ...); default all 19")
-    parser.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
-    parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default auto: cuda when available)")
+    _add_run_arguments(parser)
     parser.add_argument("--cell-size", type=int, default=None,
                         help="displayed cell side in pixels (default: the image size, at least 96; nearest "
                              "up-scaling, area down-scaling)")

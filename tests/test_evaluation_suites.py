@@ -206,7 +206,7 @@ def test_imagenet_p_decodes_mp4_and_compares_consecutive_frames(tmp_path):
 
 
 def test_generated_cells_equal_the_files_corruptions_generate_writes(tmp_path):
-    from corruptions.generate import GenerationConfig, generate_cifar_c
+    from generation.corruption_sets import GenerationConfig, generate_cifar_c
     from loaders.digits import load_digits
 
     images, labels = load_digits(train=False)
@@ -241,7 +241,7 @@ def test_all_skips_suites_without_data_and_says_why(tmp_path):
 
 @pytest.mark.skipif(not HAS_SEQUENCES, reason="generated -P needs corruptions/sequences.py (not written yet)")
 def test_generated_p_equals_the_files_corruptions_generate_p_writes(tmp_path):
-    from corruptions.generate_p import PerturbationConfig, generate_cifar_p
+    from generation.perturbation_sets import PerturbationConfig, generate_cifar_p
     from evaluation import suites as S
     from loaders.digits import load_digits
 
