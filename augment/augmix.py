@@ -1,6 +1,6 @@
 """AugMix on whole batches: every sample draws its own chains, levels, signs and mixing weights, on any device.
 
-Follows google-research/augmix ``aug()`` as specified in shared/reference/augmix.md §3: k chains of 1-3 ops
+Follows google-research/augmix ``aug()`` as specified in docs/augmix.md §3: k chains of 1-3 ops
 on uint8 images, each normalised, mixed with Dirichlet(alpha) weights, then blended with the clean image by
 m ~ Beta(alpha, alpha) in float32. The ops (augment/ops.py) reproduce Pillow pixel for pixel; the PIL
 backend (augment/pil_reference.py) is the per-image reference that ``build_augmix("pil", ...)`` returns.

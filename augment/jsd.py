@@ -1,6 +1,6 @@
 """Jensen-Shannon consistency loss of AugMix (Hendrycks et al., ICLR 2020, arXiv:1912.02781, eq. 3-4).
 
-As coded in google-research/augmix ``cifar.py`` (shared/reference/augmix.md §6): CE on the clean view plus
+As coded in google-research/augmix ``cifar.py`` (docs/augmix.md §6): CE on the clean view plus
 lambda = 12 times the three-way JSD between the softmaxes of [clean; aug1; aug2].
 """
 

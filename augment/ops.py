@@ -1,7 +1,7 @@
 """AugMix ops on batched uint8 tensors, one parameter per sample, reproducing Pillow pixel for pixel.
 
 Names and parameters are those of augment/params.ALL_OPS and augment/pil_reference.py; pixel semantics follow
-shared/reference/augmix.md §2.5. Every op takes (B, 3, H, W) uint8 on any device, returns uint8 on that device and
+docs/augmix.md §2.5. Every op takes (B, 3, H, W) uint8 on any device, returns uint8 on that device and
 runs as a few whole-batch kernels without host synchronisation. One AugMix chain step (a different op per sample)
 is ``apply_ops`` (one LUT gather, one warp, one blend for all: sync-free, for GPUs) or ``apply_ops_grouped`` (a loop
 over op kinds on the samples that drew each: faster on CPUs).

@@ -1,6 +1,6 @@
 """AugMix op lists and the level -> parameter formulas, shared by the PIL and the tensor backend.
 
-Follows google-research/augmix ``augmentations.py`` (see shared/reference/augmix.md §2). Every formula
+Follows google-research/augmix ``augmentations.py`` (see docs/augmix.md §2). Every formula
 works on Python floats, NumPy arrays and torch tensors alike, so both backends compute identical
 parameters from identical levels. Pass levels as float64 to reproduce the reference's truncations exactly.
 """

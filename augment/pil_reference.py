@@ -1,4 +1,4 @@
-"""The per-image PIL AugMix backend, faithful to google-research/augmix (shared/reference/augmix.md §2-§5).
+"""The per-image PIL AugMix backend, faithful to google-research/augmix (docs/augmix.md §2-§5).
 
 One image at a time, on uint8 PIL images, drawing from a NumPy legacy ``RandomState`` in the official order
 (§3.1), so a seeded replay reproduces the official ``aug()``. It is the reference the batched tensor backend

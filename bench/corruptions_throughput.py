@@ -8,10 +8,10 @@ noise). The peer always uses the ImageNet (224-px) parameters, also on 32-px ima
 a different (stronger) corruption than CIFAR-10-C; it is the only per-image implementation to compare against.
 The CIFAR-10-C time (19 corruptions x 5 severities x 10,000 images) is estimated from the measured per-corruption
 rates (corruption work only; --full also generates it for real from synthetic 10,000-image CIFAR pickles through
-``python -m corruptions generate``, including file writes).
+``python generate.py c``, including file writes).
 
 A good result: CIFAR-10-C under 2 minutes on a 2-core CPU (the reference needs ~20 CPU-minutes,
-corruptions.md §10) and glass_blur at 224 px at least 50x the peer. Last line: ``BENCH {json}``.
+docs/corruptions.md §10) and glass_blur at 224 px at least 50x the peer. Last line: ``BENCH {json}``.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.environment import environment as bench_environment  # noqa: E402
 from corruptions import ALL_CORRUPTIONS, get_corruption  # noqa: E402
-from corruptions.generate import chunk_generator, preprocess_image  # noqa: E402
+from corruptions.chunks import corruption_chunk_generator as chunk_generator  # noqa: E402
+from generation.sources import preprocess_image  # noqa: E402
+from runtime.environment import distribution_version, environment_record, torch_version_tag  # noqa: E402
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry")
 SEVERITY = 3                      # the middle severity stands for all five unless --full-severities
@@ -106,7 +107,7 @@ def time_peer(corrupt, images: np.ndarray, corruption: str, severity: int) -> fl
 
 
 def reference_glass_blur(image: np.ndarray, sigma: float, delta: int, iterations: int) -> np.ndarray:
-    """The reference's per-pixel Python loop (corruptions.md §4.6, §5.6) on one (S, S, 3) uint8 image: the cost
+    """The reference's per-pixel Python loop (docs/corruptions.md §4.6, §5.6) on one (S, S, 3) uint8 image: the cost
     baseline the target ">= 50x" was set against (the peer runs the same loop compiled with numba)."""
     from skimage.filters import gaussian
 
@@ -175,15 +176,15 @@ def cifar_c_estimate(rows_32: dict[str, dict]) -> float:
 
 
 def run_full(device: str, num_images: int = 10_000) -> float:
-    """Wall seconds of ``python -m corruptions generate --source cifar10`` on synthetic test images (the CIFAR
-    pickles written by loaders.synthetic; default 10,000 as CIFAR-10's test set)."""
-    from corruptions.__main__ import main as cli
+    """Wall seconds of ``python generate.py c --source cifar10`` on synthetic test images (the CIFAR pickles
+    written by loaders.synthetic; default 10,000 as CIFAR-10's test set)."""
+    from generate import main as cli
     from loaders.synthetic import write_cifar_pickles
 
     with tempfile.TemporaryDirectory() as tmp:
         write_cifar_pickles(tmp, "cifar10", num_train=5, num_test=num_images)
         start = time.perf_counter()
-        code = cli(["generate", "--source", "cifar10", "--data-root", tmp, "--out", f"{tmp}/CIFAR-10-C",
+        code = cli(["c", "--source", "cifar10", "--data-root", tmp, "--out", f"{tmp}/CIFAR-10-C",
                     "--device", device])
         elapsed = time.perf_counter() - start
     if code != 0:
@@ -192,13 +193,9 @@ def run_full(device: str, num_images: int = 10_000) -> float:
 
 
 def environment(device: torch.device) -> dict:
-    try:
-        from importlib.metadata import version
-
-        peer = f"imagecorruptions-imaug {version('imagecorruptions-imaug')}"
-    except Exception:
-        peer = "imagecorruptions-imaug (version unknown)"
-    return bench_environment(device, peer)
+    """Versions and hardware (runtime.environment), the peer's version and the 1-minute load at the start."""
+    peer = f"imagecorruptions-imaug {distribution_version('imagecorruptions-imaug') or '(version unknown)'}"
+    return environment_record(device, peer=peer, load_avg_start=os.getloadavg()[0])
 
 
 def table(rows_32: dict, rows_224: dict) -> str:
@@ -258,12 +255,12 @@ def main(args: argparse.Namespace) -> dict:
               "the peer (its loop is numba-compiled)")
     if args.full:
         summary["cifar_c_full_s"] = run_full(args.device)
-        print(f"CIFAR-10-C generated for real (python -m corruptions generate, incl. writes): "
+        print(f"CIFAR-10-C generated for real (python generate.py c, incl. writes): "
               f"{summary['cifar_c_full_s']:.0f} s")
     env["load_avg_end"] = os.getloadavg()[0]
     if args.save:
         tag = "gpu" if device.type == "cuda" else "cpu"
-        out = Path(__file__).parent / "results" / f"corruptions_throughput-{tag}-pt{torch.__version__[:4]}.md"
+        out = Path(__file__).parent / "results" / f"corruptions_throughput-{tag}-{torch_version_tag()}.md"
         out.write_text(f"# corruptions_throughput\n\n{json.dumps(env)}\n\n{table(rows_32, rows_224)}\n")
     print("BENCH " + json.dumps(summary, default=float))
     return summary

@@ -31,7 +31,6 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.environment import environment as bench_environment  # noqa: E402
 from corruptions.sequences import (  # noqa: E402
     BRIGHTNESS_DELTAS,
     GAUSSIAN_BLUR,
@@ -41,6 +40,7 @@ from corruptions.sequences import (  # noqa: E402
     SPATTER,
     make_sequences,
 )
+from runtime.environment import environment_record, torch_version_tag  # noqa: E402
 from tests import _sequences_data as R  # noqa: E402
 
 CIFAR_P_VIDEOS = 10_000
@@ -166,11 +166,12 @@ def measure(perturbations, preset: str, args, device: torch.device) -> dict[str,
 
 
 def environment(device: torch.device) -> dict:
+    """Versions and hardware (runtime.environment), the peer and the 1-minute load at the start."""
     import cv2
     import PIL
 
-    return bench_environment(device, f"per-image PIL {PIL.__version__} / OpenCV {cv2.__version__} / NumPy "
-                                     "(tests/_sequences_data.py)")
+    peer = f"per-image PIL {PIL.__version__} / OpenCV {cv2.__version__} / NumPy (tests/_sequences_data.py)"
+    return environment_record(device, peer=peer, load_avg_start=os.getloadavg()[0])
 
 
 def table(rows_32: dict, rows_224: dict) -> str:
@@ -216,7 +217,7 @@ def main(args: argparse.Namespace) -> dict:
     env["load_avg_end"] = os.getloadavg()[0]
     if args.save:
         tag = "gpu" if device.type == "cuda" else "cpu"
-        out = Path(__file__).parent / "results" / f"perturbations_throughput-{tag}-pt{torch.__version__[:4]}.md"
+        out = Path(__file__).parent / "results" / f"perturbations_throughput-{tag}-{torch_version_tag()}.md"
         out.write_text(f"# perturbations_throughput\n\n{json.dumps(env)}\n\n{table(rows_32, rows_224)}\n")
     print("BENCH " + json.dumps(summary, default=float))
     return summary

@@ -1,7 +1,7 @@
 """The 19 common corruptions of Hendrycks & Dietterich (ICLR 2019) as batched tensor functions.
 
 Names, order and categories follow the released CIFAR-10-C / ImageNet-C files
-(shared/reference/corruptions.md §1). Each corruption is a function
+(docs/corruptions.md §1). Each corruption is a function
 ``f(images (N, 3, H, W) uint8, severity, preset, generator=None, **fields) -> (N, 3, H, W) uint8``
 living in the module named in ``_MODULE_OF``.
 """

@@ -1,4 +1,4 @@
-"""Blur corruptions: defocus_blur, glass_blur, motion_blur, zoom_blur (corruptions.md §4, §5.6-§5.9).
+"""Blur corruptions: defocus_blur, glass_blur, motion_blur, zoom_blur (docs/corruptions.md §4, §5.6-§5.9).
 
 Batched over images on any device. glass_blur replaces the reference's per-pixel Python loop (45 of the 66
 CPU-hours of ImageNet-C) by the exact pointer-jumping form of its sequential copy semantics (§4.6).

@@ -1,6 +1,6 @@
 """Batched RGB <-> HSV conversions with scikit-image's ``rgb2hsv`` / ``hsv2rgb`` semantics, in torch.
 
-brightness and saturate (shared/reference/corruptions.md §5.13, §5.19) run an HSV round trip through
+brightness and saturate (docs/corruptions.md §5.13, §5.19) run an HSV round trip through
 scikit-image; reproducing its exact float64 arithmetic (tie priority, grey handling, sextant selection)
 keeps those corruptions bit-identical to the reference (§4.7).
 """

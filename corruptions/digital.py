@@ -1,4 +1,4 @@
-"""Digital corruptions: contrast, elastic_transform, pixelate, jpeg_compression (corruptions.md §5.14-§5.17).
+"""Digital corruptions: contrast, elastic_transform, pixelate, jpeg_compression (docs/corruptions.md §5.14-§5.17).
 
 contrast, elastic_transform and pixelate are batched tensor code on any device; jpeg_compression runs
 Pillow's libjpeg on CPU, one image at a time, because it must match that encoder bit for bit.

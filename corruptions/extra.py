@@ -1,4 +1,4 @@
-"""The four "validation" corruptions: speckle_noise, gaussian_blur, spatter, saturate (corruptions.md §5.4, §5.5,
+"""The four "validation" corruptions: speckle_noise, gaussian_blur, spatter, saturate (docs/corruptions.md §5.4, §5.5,
 §5.18, §5.19), batched on any device.
 
 Spatter's water mode runs OpenCV's Canny -> distance transform -> blur -> equalizeHist -> filter2D chain; it is

@@ -1,7 +1,7 @@
 """Shared helpers of the corruptions, batched in torch: SciPy-exact filters, clipped_zoom, the motion-blur line.
 
 Several corruptions smooth with scikit-image/SciPy Gaussian filters whose border modes differ per step
-(shared/reference/corruptions.md §4.7, pitfall 15). torch's own padding has no half-sample-symmetric
+(docs/corruptions.md §4.7, pitfall 15). torch's own padding has no half-sample-symmetric
 mode and cannot pad by more than the input size, so borders are built by index arithmetic instead.
 gaussian_filter and clipped_zoom repeat SciPy's arithmetic operation for operation (bit-identical results);
 motion_blur_line is the §4.4 line kernel (ImageMagick's MotionBlurImage) with a per-image angle.
@@ -200,7 +200,7 @@ def _zoom_axis(n: int, factor: float) -> tuple[int, Tensor, Tensor, Tensor, Tens
 def clipped_zoom(x: Tensor, factor: float) -> Tensor:
     """The reference's ``clipped_zoom``: centre crop of side ``ceil(S / factor)``, SciPy order-1 zoom, top-left S.
 
-    Follows shared/reference/corruptions.md §4.2 exactly: integer crop arithmetic, output side
+    Follows docs/corruptions.md §4.2 exactly: integer crop arithmetic, output side
     ``round(ch * factor)``, align-corners sampling and the top-left trim (the quirk that the zoom is not
     centred and magnifies by ``(out - 1) / (ch - 1)``). Interpolation runs in float64 with SciPy's weight
     formula and summation order, so the result is bit-identical to ``scipy.ndimage.zoom(order=1)`` on the

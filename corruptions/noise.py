@@ -1,4 +1,4 @@
-"""Noise corruptions: gaussian_noise, shot_noise, impulse_noise (shared/reference/corruptions.md §5.1-§5.3).
+"""Noise corruptions: gaussian_noise, shot_noise, impulse_noise (docs/corruptions.md §5.1-§5.3).
 
 Each draws one field per image from the generator on the images' device; the same field can be passed in
 (keyword-only) to replay the reference's NumPy draws, which makes the output bit-identical to it.

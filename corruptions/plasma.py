@@ -1,7 +1,7 @@
 """Diamond-square plasma fractal on a torus, batched over images: the fog corruption's height map.
 
 Follows the reference's ``plasma_fractal`` (hendrycks/robustness, itself adapted from FLHerne/mapgen), as
-specified in shared/reference/corruptions.md §4.3, including its arithmetic order so float64 maps are
+specified in docs/corruptions.md §4.3, including its arithmetic order so float64 maps are
 bit-identical given the same uniform draws.
 """
 

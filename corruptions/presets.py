@@ -1,4 +1,4 @@
-"""Severity parameter tables of the three corruption presets (shared/reference/corruptions.md §3).
+"""Severity parameter tables of the three corruption presets (docs/corruptions.md §3).
 
 ``cifar`` (32 px): CIFAR-10-C / CIFAR-100-C (``make_cifar_c.py``); ``tiny`` (64 px): Tiny-ImageNet-C and
 ImageNet-64x64-C (``make_tinyimagenet_c.py``); ``imagenet`` (224 px): ImageNet-C (``make_imagenet_c.py``).

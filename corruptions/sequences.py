@@ -1,5 +1,5 @@
 """Perturbation sequences (-P) of Hendrycks & Dietterich (ICLR 2019): CIFAR-10/100-P and ImageNet-P videos, batched
-over videos and frames on any device (shared/reference/corruptions.md §8; the reference scripts are
+over videos and frames on any device (docs/corruptions.md §8; the reference scripts are
 ``ImageNet-P/create_p/make_cifar_p.py`` and ``make_imagenet_p.py``).
 
 ``make_sequences(images, perturbation, preset)`` returns (N, T, 3, S, S) uint8 videos. The geometric sequences live
@@ -35,12 +35,12 @@ from corruptions.weather import GRAY_WEIGHTS
 IMAGENET_P_TEST: tuple[str, ...] = ("gaussian_noise", "shot_noise", "motion_blur", "zoom_blur", "snow", "brightness",
                                     "translate", "rotate", "tilt", "scale")
 IMAGENET_P_VALIDATION: tuple[str, ...] = ("speckle_noise", "gaussian_blur", "spatter", "shear")
-# The authors' CIFAR-P evaluation script averages spatter instead of snow (metrics.md §4.5); both lists are kept.
+# The authors' CIFAR-P evaluation script averages spatter instead of snow (docs/metrics.md §4.5); both lists are kept.
 CIFAR_P_SCRIPT: tuple[str, ...] = ("gaussian_noise", "shot_noise", "motion_blur", "zoom_blur", "spatter", "brightness",
                                    "translate", "rotate", "tilt", "scale")
 CIFAR_P_BENCHMARK: tuple[str, ...] = IMAGENET_P_TEST
 PERTURBATIONS: tuple[str, ...] = IMAGENET_P_TEST + IMAGENET_P_VALIDATION  # all 14, canonical order
-# The frame-0 rule (metrics.md §4.2): frame 0 is the clean image and every frame is compared with it.
+# The frame-0 rule (docs/metrics.md §4.2): frame 0 is the clean image and every frame is compared with it.
 NOISE_PERTURBATIONS: tuple[str, ...] = ("gaussian_noise", "shot_noise", "speckle_noise")
 DIFFICULTIES: tuple[int, ...] = (1, 2, 3)
 # Stronger-noise datasets <name>_2, <name>_3 (§8.2 "Difficulty levels"); other perturbations have none.
@@ -144,7 +144,7 @@ def resolve_perturbation(name: str, difficulty: int = 1) -> tuple[str, int]:
     if level > 1 and base not in NOISE_PERTURBATIONS:
         raise ValueError(f"difficulty {level} exists only for the noise perturbations "
                          f"({', '.join(NOISE_PERTURBATIONS)}); for {base!r} the difficulty is the frame stride of the "
-                         "metric (metrics.md §4.2), the videos are the same")
+                         "metric (docs/metrics.md §4.2), the videos are the same")
     return base, level
 
 
@@ -168,10 +168,10 @@ def make_sequences(images: Tensor, perturbation: str, preset: str, difficulty: i
 
     Input contract. CIFAR-P (``preset="cifar"``): ``images`` are the (N, 3, 32, 32) test images. ImageNet-P
     (``preset="imagenet"``): ``images`` are torchvision Resize(256) images (shorter side exactly 256, as
-    ``generate_p.resize_shorter_side`` makes them), **not** the 224 crop: the geometric sequences (translate,
-    rotate, scale, shear, tilt, zoom_blur) transform the whole resized image and crop 224 afterwards, so content
-    from outside the crop moves in; the others crop first (§8.2 "ImageNet-P base image"). Images of different
-    sizes are passed on one canvas, each at the top-left, with ``sizes`` (N, 2) = their (h, w).
+    ``generation.sources.resize_shorter_side`` makes them), **not** the 224 crop: the geometric sequences
+    (translate, rotate, scale, shear, tilt, zoom_blur) transform the whole resized image and crop 224 afterwards,
+    so content from outside the crop moves in; the others crop first (§8.2 "ImageNet-P base image"). Images of
+    different sizes are passed on one canvas, each at the top-left, with ``sizes`` (N, 2) = their (h, w).
 
     Affine convention (UNCERTAIN in the spec, §8.2): torchvision 0.2-0.4 ``affine`` on PIL images, the version of
     2018 the reference used: positive angles rotate clockwise on screen, x-shear, fixed point

@@ -1,5 +1,5 @@
 """The images a -P sequence starts from, and the geometric sequences: translate, rotate, scale, shear, tilt, zoom_blur
-(shared/reference/corruptions.md §8.2).
+(docs/corruptions.md §8.2).
 
 The reference warps PIL images with torchvision's 2018 ``affine`` (Pillow's AFFINE transform) and tilts them with
 OpenCV's ``warpPerspective``. Both are reproduced per output pixel as batched gathers with the libraries' own

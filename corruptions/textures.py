@@ -1,7 +1,7 @@
 """The six frost textures of the frost corruption: locating, decoding and rescaling them, cached per device.
 
 The files ship with hendrycks/robustness and, byte-identical, in the package data of imagecorruptions-imaug
-(shared/reference/corruptions.md §4.5, §11). We read them from that folder without importing the package
+(docs/corruptions.md §4.5, §11). We read them from that folder without importing the package
 (which would pull in OpenCV and numba), or from a folder the user names.
 """
 

@@ -1,4 +1,4 @@
-"""Weather corruptions: snow, frost, fog, brightness (shared/reference/corruptions.md §5.10-§5.13), batched.
+"""Weather corruptions: snow, frost, fog, brightness (docs/corruptions.md §5.10-§5.13), batched.
 
 Each random corruption draws its fields per image from the generator on the images' device; any field can be
 passed in (keyword-only) to replay the reference's NumPy draws (§6).

@@ -1,6 +1,6 @@
 """Batched inference: uint8 images in, float32 logits out, on the model's device, under ``inference_mode``.
 
-The evaluator must be bound by the model, not by loading (issue 4): arrays are streamed from memory maps in large
+The evaluator must be bound by the model, not by loading: arrays are streamed from memory maps in large
 chunks (one chunk per 10,000-image cell on a GPU, so a cell is resident) with the next chunk read by a background
 thread, and normalisation is one fused multiply-add on the device. On CUDA: bf16 autocast and channels_last.
 """
@@ -45,7 +45,7 @@ class Predictor:
 
     Args:
         model: maps normalised (B, 3, H, W) float images to (B, K) logits; moved to ``settings.device`` and put in
-            eval mode (BatchNorm running statistics, no dropout: metrics.md §1).
+            eval mode (BatchNorm running statistics, no dropout: docs/metrics.md §1).
         mean, std: per-channel statistics of [0, 1] RGB inputs (the checkpoint's normalisation).
         settings: device, batch size, autocast, memory format.
     """

@@ -2,7 +2,7 @@
 
 Definitions follow Hendrycks & Dietterich (ICLR 2019), hendrycks/robustness (ImageNet-C/test.py,
 ImageNet-P/test.py, cifar-p-eval.py), hendrycks/outlier-exposure (calibration_tools.py) and
-shared/reference/metrics.md, whose section numbers the comments cite. Every function returns fractions or
+docs/metrics.md, whose section numbers the comments cite. Every function returns fractions or
 ratios (an error of 0.25, an AlexNet-level CE of 1.0); the report multiplies by 100 where a paper prints percent.
 """
 
@@ -18,10 +18,10 @@ from torch import Tensor
 
 from corruptions import CORRUPTIONS, EXTRA_CORRUPTIONS
 
-# The perturbations the -P means average (metrics.md §4.4, §4.5) are facts of the -P sets, kept in corruptions/.
+# The perturbations the -P means average (docs/metrics.md §4.4, §4.5) are facts of the -P sets, kept in corruptions/.
 from corruptions.sequences import CIFAR_P_BENCHMARK, CIFAR_P_SCRIPT, IMAGENET_P_TEST
 
-# AlexNet top-1 errors on the released ImageNet-C JPEGs, severities 1..5 (metrics.md §3.2: the hendrycks/robustness
+# AlexNet top-1 errors on the released ImageNet-C JPEGs, severities 1..5 (docs/metrics.md §3.2: the hendrycks/robustness
 # README table of Oct 2019, also posted in hendrycks/robustness#10). The severity means of the 15 benchmark rows are
 # the ALEXNET_ERR constants of google-research/augmix imagenet.py. The last four rows are the extra corruptions:
 # reported, never part of mCE.
@@ -47,11 +47,11 @@ ALEXNET_ERRORS: Mapping[str, tuple[float, ...]] = MappingProxyType({
     "saturate": (0.59342, 0.65514, 0.51174, 0.70834, 0.82260),
 })
 # AlexNet clean top-1 error for relative mCE: torchvision's model card for AlexNet_Weights.IMAGENET1K_V1 (56.522 %
-# top-1). Not confirmed as the value Hendrycks used (metrics.md §3.3), so it is always printed with the result.
+# top-1). Not confirmed as the value Hendrycks used (docs/metrics.md §3.3), so it is always printed with the result.
 ALEXNET_CLEAN_ERROR = 0.43478
 
-RMS_BIN_SIZE = 100  # samples per adaptive bin, `beta` of calib_err (metrics.md §5.1)
-ECE_BINS = 15       # equal-width bins, Guo et al. 2017 (metrics.md §5.2)
+RMS_BIN_SIZE = 100  # samples per adaptive bin, `beta` of calib_err (docs/metrics.md §5.1)
+ECE_BINS = 15       # equal-width bins, Guo et al. 2017 (docs/metrics.md §5.2)
 
 
 def predictions(logits: Tensor) -> Tensor:
@@ -82,7 +82,7 @@ def top1_error(logits_or_preds: Tensor, labels: Tensor) -> float:
 
 
 def confidence_and_correct(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Max softmax probability and top-1 correctness, the inputs of every calibration metric (metrics.md §5).
+    """Max softmax probability and top-1 correctness, the inputs of every calibration metric (docs/metrics.md §5).
 
     Args:
         logits: (N, K) float, any device.
@@ -188,7 +188,7 @@ def rms_calib_error_hendrycks(confidence: Tensor, correct: Tensor, p: str = "2",
     """Paper-compatible RMS calibration error: ``calib_err`` of hendrycks/outlier-exposure, quirk included.
 
     Samples are sorted by confidence and cut into floor(N/beta) bins of beta consecutive samples, the last bin
-    absorbing the remainder. Quirk kept on purpose (metrics.md §5.1): the reference loop stops before the last
+    absorbing the remainder. Quirk kept on purpose (docs/metrics.md §5.1): the reference loop stops before the last
     (highest-confidence) bin, while the weights n_b/N still divide by the full N. Use :func:`rms_calib_error` for
     the corrected value.
 
@@ -236,7 +236,7 @@ def _equal_width_bins(confidence: Tensor, correct: Tensor, n_bins: int) -> tuple
 
 
 def expected_calibration_error(confidence: Tensor, correct: Tensor, n_bins: int = ECE_BINS) -> float:
-    """ECE-15 with (lower, upper] bins (Guo et al. 2017; metrics.md §5.2): ``sum_b n_b/N |acc_b - conf_b|``.
+    """ECE-15 with (lower, upper] bins (Guo et al. 2017; docs/metrics.md §5.2): ``sum_b n_b/N |acc_b - conf_b|``.
 
     Args:
         confidence: (N,) in [0, 1], any device.
@@ -289,7 +289,7 @@ def _check_same_length(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
 
 
 def corruption_error(errors: Mapping[int, float], baseline: Sequence[float]) -> float:
-    """CE_c = sum_s E_{s,c} / sum_s E^base_{s,c} over the severities present in ``errors`` (metrics.md §3.1).
+    """CE_c = sum_s E_{s,c} / sum_s E^base_{s,c} over the severities present in ``errors`` (docs/metrics.md §3.1).
 
     Args:
         errors: severity (1..5) -> top-1 error (fraction) of the evaluated model on one corruption.
@@ -304,7 +304,7 @@ def corruption_error(errors: Mapping[int, float], baseline: Sequence[float]) -> 
 
 def relative_corruption_error(errors: Mapping[int, float], clean_error: float, baseline: Sequence[float],
                               baseline_clean_error: float) -> float:
-    """rCE_c = sum_s (E_{s,c} - E_clean) / sum_s (E^base_{s,c} - E^base_clean) (metrics.md §3.1)."""
+    """rCE_c = sum_s (E_{s,c} - E_clean) / sum_s (E^base_{s,c} - E^base_clean) (docs/metrics.md §3.1)."""
     severities = sorted(errors)
     num = sum(errors[s] - clean_error for s in severities)
     return num / sum(baseline[s - 1] - baseline_clean_error for s in severities)
@@ -316,7 +316,7 @@ def mce(cell_errors: Mapping[str, Mapping[int, float]], baseline: Mapping[str, S
 
     Args:
         cell_errors: corruption -> severity -> error (fraction); must hold every name in ``corruptions``.
-        baseline: corruption -> five baseline errors; default AlexNet (metrics.md §3.2).
+        baseline: corruption -> five baseline errors; default AlexNet (docs/metrics.md §3.2).
         corruptions: which CEs to average. Only the default 15 give the published "mCE".
 
     Returns:
@@ -331,7 +331,7 @@ def relative_mce(cell_errors: Mapping[str, Mapping[int, float]], clean_error: fl
                  baseline: Mapping[str, Sequence[float]] = ALEXNET_ERRORS,
                  corruptions: Sequence[str] = CORRUPTIONS) -> float:
     """Relative mCE: the mean of rCE_c over ``corruptions``. Always print ``baseline_clean_error`` beside it:
-    the AlexNet clean error is not in any reference code (metrics.md §3.3)."""
+    the AlexNet clean error is not in any reference code (docs/metrics.md §3.3)."""
     _require(cell_errors, corruptions, "relative_mce")
     total = sum(relative_corruption_error(cell_errors[c], clean_error, baseline[c], baseline_clean_error)
                 for c in corruptions)
@@ -342,7 +342,7 @@ def mean_corruption_error(cell_errors: Mapping[str, Mapping[int, float]],
                           corruptions: Sequence[str] = CORRUPTIONS) -> float:
     """Unnormalised mean of the cell errors over ``corruptions`` x their severities.
 
-    With the 15 benchmark corruptions this is the CIFAR "mean corruption error" (metrics.md §2) and, on
+    With the 15 benchmark corruptions this is the CIFAR "mean corruption error" (docs/metrics.md §2) and, on
     ImageNet-C, the "unnormalised mean error" that must never be called mCE (§3.1). Each corruption's severities
     are averaged first, so with every severity present it equals the mean of the 75 cells.
     """
@@ -351,7 +351,7 @@ def mean_corruption_error(cell_errors: Mapping[str, Mapping[int, float]],
 
 
 def cifar_c_summary(cell_errors: Mapping[str, Mapping[int, float]]) -> dict:
-    """Everything a CIFAR-C table prints, from the per-cell errors (metrics.md §2, §8).
+    """Everything a CIFAR-C table prints, from the per-cell errors (docs/metrics.md §2, §8).
 
     Args:
         cell_errors: corruption -> severity -> error (fraction), any subset of the 19 x 5 cells.
@@ -379,7 +379,7 @@ def cifar_c_summary(cell_errors: Mapping[str, Mapping[int, float]]) -> dict:
 
 def imagenet_c_summary(cell_errors: Mapping[str, Mapping[int, float]], clean_error: float | None,
                        alexnet_clean_error: float = ALEXNET_CLEAN_ERROR) -> dict:
-    """Everything an ImageNet-C table prints (metrics.md §3, §8), from per-cell errors and the clean error.
+    """Everything an ImageNet-C table prints (docs/metrics.md §3, §8), from per-cell errors and the clean error.
 
     Returns:
         dict with ce / rce per corruption (all 19 where present), mce and relative_mce over the benchmark
@@ -427,7 +427,7 @@ def _mean(values) -> float:
 
 
 def frame_pairs(n_frames: int, noise: bool, difficulty: int = 1) -> tuple[Tensor, Tensor]:
-    """The (reference, compared) frame indices a -P metric averages over (metrics.md §4.2).
+    """The (reference, compared) frame indices a -P metric averages over (docs/metrics.md §4.2).
 
     Noise: (0, j) for j = 1..n-1, the step forced to 1. Others: (j - d, j) for j = d..n-1, the n - d pairs that
     the reference's d interleaved sub-sequences i, i+d, i+2d, ... cover together.
@@ -519,7 +519,7 @@ def zipf_distance(logits: Tensor, noise: bool, difficulty: int = 1) -> Tensor:
 def normalised_mean(values: Mapping[str, float], baseline: Mapping[str, float],
                     perturbations: Sequence[str] = IMAGENET_P_TEST) -> float:
     """mFR (from flip probabilities) or mT5D (from top-5 distances): the mean over ``perturbations`` of
-    value_p / baseline_p (metrics.md §4.4). The baseline must come from the same data and pre-processing.
+    value_p / baseline_p (docs/metrics.md §4.4). The baseline must come from the same data and pre-processing.
 
     Returns:
         The mean ratio (1.0 = as unstable as the baseline; the paper prints x100).
@@ -533,7 +533,7 @@ def normalised_mean(values: Mapping[str, float], baseline: Mapping[str, float],
 
 def cifar_p_mfp_script(flip_probabilities: Mapping[str, float]) -> float:
     """Unnormalised mean flip probability over CIFAR_P_SCRIPT, the list of the authors' CIFAR-P script (with
-    spatter, not snow), which the AugMix paper presumably reports (metrics.md §4.5, UNCERTAIN)."""
+    spatter, not snow), which the AugMix paper presumably reports (docs/metrics.md §4.5, UNCERTAIN)."""
     _require(flip_probabilities, CIFAR_P_SCRIPT, "cifar_p_mfp_script")
     return _mean(flip_probabilities[p] for p in CIFAR_P_SCRIPT)
 
@@ -546,7 +546,7 @@ def cifar_p_mfp_benchmark(flip_probabilities: Mapping[str, float]) -> float:
 
 def perturbation_summary(flip_probabilities: Mapping[str, float], top5_distances: Mapping[str, float],
                          baseline: Mapping[str, Mapping[str, float]] | None = None, cifar: bool = False) -> dict:
-    """The -P aggregates (metrics.md §4.4, §4.5, §8) from per-perturbation FP_p and uT5D_p.
+    """The -P aggregates (docs/metrics.md §4.4, §4.5, §8) from per-perturbation FP_p and uT5D_p.
 
     Args:
         flip_probabilities, top5_distances: perturbation -> value (mean over videos).

@@ -236,7 +236,7 @@ class GeneratedCorruptions:
 
 def perturbation_data_file(name: str, difficulty: int) -> str:
     """The -P data a (perturbation, difficulty) reads: noise perturbations express difficulty through their own
-    stronger-noise sets ``<name>_2`` / ``<name>_3``; the others through the frame step alone (metrics.md §4.2).
+    stronger-noise sets ``<name>_2`` / ``<name>_3``; the others through the frame step alone (docs/metrics.md §4.2).
 
     Raises:
         ValueError: an unknown perturbation (lists the valid ones).

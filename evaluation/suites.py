@@ -88,11 +88,11 @@ class EvalOptions:
     corruptions: tuple[str, ...] | None = None    # None: all 19 (extras skipped when their files are absent)
     severities: tuple[int, ...] = SEVERITIES
     perturbations: tuple[str, ...] | None = None  # None: every perturbation available
-    difficulty: int = 1                   # -P frame step d for non-noise sequences (metrics.md §4.2)
+    difficulty: int = 1                   # -P frame step d for non-noise sequences (docs/metrics.md §4.2)
     roots: Mapping[str, str] = field(default_factory=dict)  # suite or dataset name -> folder, overrides defaults
     recompute: bool = False               # ignore finished cells in out_dir/cells
     baseline: Mapping[str, Any] | None = None  # -P normalisers: report.perturbation_baseline(results of a run)
-    alexnet_clean_error: float = M.ALEXNET_CLEAN_ERROR  # for relative mCE (metrics.md §3.3)
+    alexnet_clean_error: float = M.ALEXNET_CLEAN_ERROR  # for relative mCE (docs/metrics.md §3.3)
     imagenet_c_resize: bool = False       # NON-STANDARD Resize(256)+CenterCrop(224) on ImageNet-C (labelled)
     tensorboard: str | None = None        # write headline scalars to this log dir
     tensorboard_step: int = 0
@@ -287,7 +287,7 @@ def run_calibration(ctx: _Context, spec: SuiteSpec) -> dict:
     if record["n"] < M.RMS_BIN_SIZE:
         raise ValueError(f"calibration needs at least {M.RMS_BIN_SIZE} test images, got {record['n']} (--limit?)")
     notes = ["rms_calib_error_hendrycks reproduces calib_err of hendrycks/outlier-exposure, which skips the last "
-             "(highest-confidence) 100-sample bin; rms_calib_error sums every bin (metrics.md §5.1)"]
+             "(highest-confidence) 100-sample bin; rms_calib_error sums every bin (docs/metrics.md §5.1)"]
     if record["n"] < 2 * M.RMS_BIN_SIZE:
         notes.append(f"only {record['n']} images: one adaptive bin, so the paper-compatible RMS is 0 by construction")
     return _suite_result("calibration", spec, ctx, {"kind": "clean", "path": ctx.clean().where},
@@ -346,7 +346,7 @@ def _clean_error_for_relative_mce(ctx: _Context) -> tuple[float | None, str | No
 
 
 def _corrupted_calibration(cells: list[dict], arrays: Mapping[tuple[str, int], Mapping[str, np.ndarray]]) -> dict:
-    """Calibration of the benchmark corruptions' predictions, aggregated two named ways (metrics.md §5.1,
+    """Calibration of the benchmark corruptions' predictions, aggregated two named ways (docs/metrics.md §5.1,
     UNCERTAIN how the paper aggregated): the mean of the per-cell values and the value pooled over all cells."""
     bench = [c for c in cells if c["corruption"] in CORRUPTIONS and "rms_calib_error" in c]
     if not bench:
@@ -361,7 +361,7 @@ def _corrupted_calibration(cells: list[dict], arrays: Mapping[tuple[str, int], M
 
 def run_perturbation(ctx: _Context, spec: SuiteSpec) -> dict:
     """Flip probability, top-5 and Zipf distances per perturbation, then the -P aggregates (normalised only with
-    a baseline measured on the same data, metrics.md §4.4)."""
+    a baseline measured on the same data, docs/metrics.md §4.4)."""
     source = ctx.perturbations(spec)
     d = ctx.options.difficulty
     cells, counts = [], {"computed": 0, "reused": 0}
@@ -381,7 +381,7 @@ def run_perturbation(ctx: _Context, spec: SuiteSpec) -> dict:
              f"(d = {d}); FP and uT5D are unnormalised"]
     if baseline is None:
         notes.append("no baseline given (--baseline-ckpt or --baseline-results): mFR / mT5D not computed; the AlexNet "
-                     "normalisers of the published ImageNet-P numbers are not public (metrics.md §4.4)")
+                     "normalisers of the published ImageNet-P numbers are not public (docs/metrics.md §4.4)")
     baseline_id = None if baseline is None else {k: (ctx.options.baseline or {}).get(k) for k in ("name", "sha256")}
     return _suite_result("perturbation", spec, ctx, source.source, cells, aggregates, counts, notes=notes,
                          baseline=baseline_id, preprocessing=source.preprocessing)

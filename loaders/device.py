@@ -21,7 +21,7 @@ def random_flip_pad_crop(images: Tensor, padding: int, generator: torch.Generato
                          flip: bool = True) -> Tensor:
     """Per-sample horizontal flip (p = 0.5), then a random crop of the zero-padded image back to its size.
 
-    Matches RandomHorizontalFlip + RandomCrop(S, padding) of the official CIFAR transform (augmix.md §5).
+    Matches RandomHorizontalFlip + RandomCrop(S, padding) of the official CIFAR transform (docs/augmix.md §5).
 
     Args:
         images: (B, C, H, W) any dtype, any device.

@@ -1,7 +1,7 @@
 """Readers of the released -C / -P formats, validated on load (docs/corruptions.md §7, §8.3).
 
 CIFAR-10/100-C: ``<corruption>.npy`` (5N, 32, 32, 3) uint8, severity-major, plus ``labels.npy`` (5N,).
-ImageNet-C: ``<root>/<corruption>/<1..5>/<wnid>/*.JPEG``, 224x224, read as is (no Resize(256), metrics.md §1).
+ImageNet-C: ``<root>/<corruption>/<1..5>/<wnid>/*.JPEG``, 224x224, read as is (no Resize(256), docs/metrics.md §1).
 CIFAR-10/100-P: ``<perturbation>.npy`` (N, T, 32, 32, 3) uint8. ImageNet-P: ``<root>/<perturbation>/<wnid>/*.mp4``,
 decoded with PyAV. Every malformed file raises an error that names the path and what was expected. What a file
 must hold (its severities, its frame count) is the caller's knowledge, passed in: corruptions/ owns those facts.
@@ -266,7 +266,7 @@ class VideoFiles(Dataset):
 
 
 def decoder_versions() -> dict[str, str]:
-    """The image and video decoders in use, for the report (decoders can differ by +-1 grey level, metrics.md §1)."""
+    """The image and video decoders in use, for the report (decoders can differ by +-1 grey level, docs/metrics.md §1)."""
     import PIL
 
     versions = {"image": f"Pillow {PIL.__version__}"}

@@ -1,7 +1,7 @@
 """Base (geometric) training transforms that draw from a given NumPy RNG, so every sample's randomness is a
 pure function of its seed: results do not depend on DataLoader workers and a resumed run replays exactly.
 
-Semantics follow the official AugMix scripts (augmix.md §5): CIFAR = RandomHorizontalFlip then
+Semantics follow the official AugMix scripts (docs/augmix.md §5): CIFAR = RandomHorizontalFlip then
 RandomCrop(32, padding=4) with zero padding; ImageNet = RandomResizedCrop(224) with torchvision's defaults
 then RandomHorizontalFlip.
 """

@@ -1,6 +1,6 @@
 """AlexNet, torchvision's layout: the baseline of ImageNet-C mCE and of the ImageNet-P normalisers.
 
-The reference evaluators load torchvision's ``alexnet-owt-4df8aa71`` weights (metrics.md §3.2, §4.4); with them
+The reference evaluators load torchvision's ``alexnet-owt-4df8aa71`` weights (docs/metrics.md §3.2, §4.4); with them
 ``evaluate.py --baseline-ckpt alexnet-owt-4df8aa71.pth --baseline-arch alexnet`` computes the -P normalisers and the
 AlexNet clean error of relative mCE on the same data and pre-processing as the evaluated model.
 """

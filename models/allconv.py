@@ -1,7 +1,7 @@
 """All-convolutional network (Springenberg et al., 2015) as the official AugMix code builds it for ``-m allconv``.
 
 Module indices and parameter names follow google-research/augmix ``models/cifar/allconv.py`` (one ``features``
-Sequential, then ``classifier``), so official checkpoints load; structure and quirks in shared/reference/augmix.md §8.
+Sequential, then ``classifier``), so official checkpoints load; structure and quirks in docs/augmix.md §8.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class AllConvNet(nn.Module):
         width: w, channels of the first stage (96); the second stage uses 2w.
         droprate: dropout after each max-pool (0.5).
         num_classes: K.
-        topleft_pool: True (official quirk, augmix.md §8): AvgPool2d(8, stride 8) on the 10x10 map, which averages
+        topleft_pool: True (official quirk, docs/augmix.md §8): AvgPool2d(8, stride 8) on the 10x10 map, which averages
             only its top-left 8x8 and ignores the last two rows and columns. False: average the whole 10x10 map.
     """
 

@@ -2,7 +2,7 @@
 
 Not DenseNet-BC: no bottleneck layers and no compression (the official ``densenet()`` passes reduction 1 and
 bottleneck False). Module and parameter names follow google-research/augmix
-``third_party/ResNeXt_DenseNet/models/densenet.py``; see shared/reference/augmix.md §8.
+``third_party/ResNeXt_DenseNet/models/densenet.py``; see docs/augmix.md §8.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class DenseNet(nn.Module):
         out = self.trans1(self.dense1(self.conv1(images)))
         out = self.trans2(self.dense2(out))
         out = F.avg_pool2d(F.relu(self.bn1(self.dense3(out))), 8)  # (B, C, 8, 8) -> (B, C, 1, 1)
-        # Upstream squeezes every singleton dim here, which breaks a batch of one (augmix.md §9, defect 9).
+        # Upstream squeezes every singleton dim here, which breaks a batch of one (docs/augmix.md §9, defect 9).
         return self.fc(flatten_pooled(out, "densenet40_12", "32x32 inputs"))
 
 

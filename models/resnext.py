@@ -1,7 +1,7 @@
 """ResNeXt-29 (Xie et al., CVPR 2017) as the official AugMix code builds it for ``-m resnext``: 4 groups of width 32.
 
 Module and parameter names follow google-research/augmix ``third_party/ResNeXt_DenseNet/models/resnext.py``; see
-shared/reference/augmix.md §8 (the paper's "32x4d" naming is uncertain; the code's cardinality 4, base width 32 is
+docs/augmix.md §8 (the paper's "32x4d" naming is uncertain; the code's cardinality 4, base width 32 is
 what the published recipes trained).
 """
 

@@ -1,7 +1,7 @@
 """Weights in and out: our checkpoints, the official AugMix CIFAR and ImageNet releases, torchvision ResNet-50 weights.
 
 Every file is read with ``torch.load(weights_only=True)``: a checkpoint from the internet must not be able to run code
-(DESIGN.md, Checkpoints). The four CIFAR models use the official module names, so official state dicts load once
+(a checkpoint cannot run code). The four CIFAR models use the official module names, so official state dicts load once
 DataParallel's ``module.`` prefix is stripped; no renaming table is needed.
 """
 
@@ -33,7 +33,7 @@ class Normalization(NamedTuple):
     std: tuple[float, float, float]
 
 
-CIFAR_NORMALIZATION = Normalization((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # augmix.md §7.1 (cifar.py preprocess)
+CIFAR_NORMALIZATION = Normalization((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # docs/augmix.md §7.1 (cifar.py preprocess)
 IMAGENET_NORMALIZATION = Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # imagenet.py, torchvision
 NORMALIZATION = MappingProxyType({"cifar10": CIFAR_NORMALIZATION, "cifar100": CIFAR_NORMALIZATION,
                                   "imagenet": IMAGENET_NORMALIZATION})

@@ -1,7 +1,7 @@
 """WideResNet (Zagoruyko & Komodakis, BMVC 2016) as the official AugMix code builds it; WRN-40-2 is its CIFAR default.
 
 Module and parameter names follow google-research/augmix ``third_party/WideResNet_pytorch/wideresnet.py`` so that the
-official checkpoints load once DataParallel's ``module.`` prefix is stripped (shared/reference/augmix.md §8). The
+official checkpoints load once DataParallel's ``module.`` prefix is stripped (docs/augmix.md §8). The
 official initialisation and the pooled-head check shared by the four CIFAR models live here too.
 """
 
@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 
 def init_official_cifar(model: nn.Module, linear_fan_in: bool = False) -> None:
-    """The AugMix CIFAR models' initialisation (augmix.md §8), in place.
+    """The AugMix CIFAR models' initialisation (docs/augmix.md §8), in place.
 
     Conv weights ~ Normal(0, sqrt(2 / (kh * kw * out_channels))) (He, fan-out; conv biases keep PyTorch's default),
     BatchNorm weight 1 and bias 0, Linear bias 0. Linear weights keep PyTorch's default unless ``linear_fan_in``
@@ -37,7 +37,7 @@ def flatten_pooled(pooled: Tensor, model_name: str, input_rule: str) -> Tensor:
     """(B, C, 1, 1) -> (B, C), with a clear error when the input size left a bigger pooled map.
 
     The official heads use ``view(-1, C)``, which silently turns a 64x64 batch into 4x as many rows; flattening
-    from dim 1 also keeps a batch of one image a batch (defect 9 of augmix.md §9).
+    from dim 1 also keeps a batch of one image a batch (defect 9 of docs/augmix.md §9).
     """
     if pooled.shape[-2:] != (1, 1):
         raise ValueError(f"{model_name} expects {input_rule}; the final pooling gave a {tuple(pooled.shape[-2:])} map "

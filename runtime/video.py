@@ -1,4 +1,4 @@
-"""Video decoding shared by the -P reader (loaders/released.py) and the -P writer's checks (corruptions/video.py)."""
+"""Video decoding shared by the -P reader (loaders/released.py) and the -P writer's checks (generation/video.py)."""
 
 from __future__ import annotations
 

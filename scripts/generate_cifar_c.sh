@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Generate CIFAR-10-C and CIFAR-100-C in the released layout (<corruption>.npy (50000, 32, 32, 3) uint8,
 # severity-major, + labels.npy) from the CIFAR test sets: 19 corruptions x 5 severities x 10,000 images each,
-# CIFAR preset (corruptions.md §3.1, §7.1). The output is marked "generated" in its manifest.json.
+# CIFAR preset (docs/corruptions.md §3.1, §7.1). The output is marked "generated" in its manifest.json.
 #
 # Usage:
-#   scripts/generate_cifar_c.sh [OUT_ROOT] [extra `python -m corruptions generate` flags ...]
+#   scripts/generate_cifar_c.sh [OUT_ROOT] [extra `python generate.py c` flags ...]
 #
 #   OUT_ROOT           default $AUGMIX_DATA_ROOT/generated; writes OUT_ROOT/CIFAR-10-C and OUT_ROOT/CIFAR-100-C
 #   AUGMIX_DATA_ROOT   folder holding cifar-10-batches-py/ and cifar-100-python/ (default ./data)
@@ -32,6 +32,6 @@ for dataset in ${DATASETS:-cifar10 cifar100}; do
     *) echo "error: unknown dataset '$dataset' in DATASETS (valid: cifar10 cifar100)" >&2; exit 2 ;;
   esac
   echo "== $name -> $OUT_ROOT/$name (device $DEVICE, seed $SEED)"
-  "$PYTHON" -m corruptions generate --source "$dataset" --data-root "$DATA_ROOT" --out "$OUT_ROOT/$name" \
+  "$PYTHON" generate.py c --source "$dataset" --data-root "$DATA_ROOT" --out "$OUT_ROOT/$name" \
     --preset cifar --corruptions all --device "$DEVICE" --seed "$SEED" "$@"
 done

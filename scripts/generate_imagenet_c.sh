@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Generate ImageNet-C in the released layout from the ILSVRC-2012 validation set:
 # Resize(256) + CenterCrop(224), corrupt on the device, save <corruption>/<1..5>/<wnid>/<name>.JPEG as Pillow JPEG
-# quality 85 (corruptions.md §3.2, §7.2). The output is marked "generated" in its manifest.json; per-file sha256
-# lists are in OUT_DIR/checksums/ (sha256sum -c format).
+# quality 85 (docs/corruptions.md §3.2, §7.2). The output is marked "generated" in its manifest.json; per-file
+# sha256 lists are in OUT_DIR/checksums/ (sha256sum -c format).
 #
 # Usage:
-#   scripts/generate_imagenet_c.sh [VAL_DIR] [OUT_DIR] [extra `python -m corruptions generate` flags ...]
+#   scripts/generate_imagenet_c.sh [VAL_DIR] [OUT_DIR] [extra `python generate.py c` flags ...]
 #
 #   VAL_DIR       ImageNet validation folder of <wnid>/ILSVRC2012_val_*.JPEG (default $AUGMIX_DATA_ROOT/imagenet/val)
 #   OUT_DIR       default $AUGMIX_DATA_ROOT/generated/ImageNet-C
@@ -32,6 +32,6 @@ if [ ! -d "$VAL_DIR" ]; then
   exit 2
 fi
 echo "== ImageNet-C: $VAL_DIR -> $OUT_DIR (device $DEVICE)"
-exec "$PYTHON" -m corruptions generate --source imagefolder --data-root "$VAL_DIR" --out "$OUT_DIR" \
+exec "$PYTHON" generate.py c --source imagefolder --data-root "$VAL_DIR" --out "$OUT_DIR" \
   --corruptions "${CORRUPTIONS:-common}" --device "$DEVICE" --workers "${WORKERS:-8}" \
   --batch-size "${BATCH_SIZE:-100}" --seed "${SEED:-0}" "$@"

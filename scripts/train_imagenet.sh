@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ResNet-50 on ImageNet with AugMix + JSD (recipe A of augmix.md §7.2), then ImageNet-C evaluation on the released
+# ResNet-50 on ImageNet with AugMix + JSD (recipe A of docs/augmix.md §7.2), then ImageNet-C evaluation on the released
 # JPEGs (no Resize(256)). One GPU; resumes with --resume auto when run again.
 #
 # Usage: scripts/train_imagenet.sh [extra overrides ...]

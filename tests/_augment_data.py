@@ -1,6 +1,6 @@
 """Test data and NumPy oracles for the AugMix ops, shared by the PIL- and the tensor-backend tests.
 
-The ``np_*`` functions transcribe the pixel semantics of shared/reference/augmix.md §2.5 in plain NumPy,
+The ``np_*`` functions transcribe the pixel semantics of docs/augmix.md §2.5 in plain NumPy,
 written from the formulas (not from Pillow's code), so they are an independent oracle for both backends.
 Every one takes and returns one (H, W, 3) uint8 array (PIL's HWC layout) and the same concrete parameter
 as the op of the same name in ``augment.pil_reference`` (``NUMPY_OPS`` pairs them by name).

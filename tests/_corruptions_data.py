@@ -2,7 +2,7 @@
 
 Images are real photographs bundled with scikit-image and the scikit-learn digits, at a preset's size, as
 (N, H, W, 3) uint8 (the reference's HWC layout); ``to_nchw`` / ``to_nhwc`` convert. The ``ref_*`` functions
-transcribe shared/reference/corruptions.md §4-§5 for one image in NumPy / SciPy / scikit-image / OpenCV /
+transcribe docs/corruptions.md §4-§5 for one image in NumPy / SciPy / scikit-image / OpenCV /
 Pillow, taking the severity's parameters and the random fields as arguments, so tests can feed the same
 draws to our batched code. Stable interface: other corruption tests may import from here.
 """

@@ -1,4 +1,4 @@
-"""Test data and per-image reference transcriptions of the -P sequences (corruptions.md §8.2), written the way the
+"""Test data and per-image reference transcriptions of the -P sequences (docs/corruptions.md §8.2), written the way the
 reference scripts work: one PIL / OpenCV / scikit-image / SciPy call per image and frame. The test oracles for
 corruptions/sequences*.py; bench/perturbations_throughput.py times them as the per-image peer.
 """

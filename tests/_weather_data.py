@@ -2,7 +2,7 @@
 speckle_noise, gaussian_blur, spatter, saturate).
 
 Images are real photographs bundled with scikit-image and the scikit-learn digits, at the preset size. The
-``ref_*`` functions transcribe the hendrycks/robustness functions (shared/reference/corruptions.md §5) one
+``ref_*`` functions transcribe the hendrycks/robustness functions (docs/corruptions.md §5) one
 image at a time in NumPy / OpenCV / SciPy / scikit-image, taking the random fields as arguments, so tests can
 replay the same draws through our batched code.
 """

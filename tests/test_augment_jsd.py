@@ -1,4 +1,4 @@
-"""augment/jsd.py: the JSD consistency loss against a float64 NumPy re-computation of augmix.md §6.1."""
+"""augment/jsd.py: the JSD consistency loss against a float64 NumPy re-computation of docs/augmix.md §6.1."""
 
 from __future__ import annotations
 

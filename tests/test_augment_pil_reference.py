@@ -130,7 +130,7 @@ def test_op_matches_the_numpy_transcription_bit_exactly(name, size):
 
 # ---------------------------------------------------------------- sampling (§2.2 - §2.4)
 
-TABLE_2_4 = {  # (severity, S) -> quantity -> {value: probability}, as printed in augmix.md §2.4
+TABLE_2_4 = {  # (severity, S) -> quantity -> {value: probability}, as printed in docs/augmix.md §2.4
     (3, 32): {
         "posterize": {4: 0.828, 3: 0.172},
         "rotate": {0: 0.080, **{d: 0.115 for d in range(1, 9)}},

@@ -19,7 +19,7 @@ from tests._corruptions_data import (
     to_nhwc,
 )
 
-# This helper's 11 corruptions; the weather / extra modules are tested in their own files.
+# The noise, blur and digital corruptions (11); the weather / extra modules are tested in their own files.
 OURS = tuple(name for name in ALL_CORRUPTIONS if _MODULE_OF[name] in ("noise", "blur", "digital"))
 RANDOM = frozenset({"gaussian_noise", "shot_noise", "impulse_noise", "glass_blur", "motion_blur",
                     "elastic_transform", "snow", "frost", "fog", "speckle_noise", "spatter"})

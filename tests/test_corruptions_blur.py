@@ -1,4 +1,4 @@
-"""Blur corruptions and their helpers (corruptions.md §4.1, §4.2, §4.4, §4.6, §5.6-§5.9)."""
+"""Blur corruptions and their helpers (docs/corruptions.md §4.1, §4.2, §4.4, §4.6, §5.6-§5.9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Digital corruptions (corruptions.md §4.7, §5.14-§5.17): exact against Pillow / NumPy, elastic within +-1."""
+"""Digital corruptions (docs/corruptions.md §4.7, §5.14-§5.17): exact against Pillow / NumPy, elastic within +-1."""
 
 from __future__ import annotations
 

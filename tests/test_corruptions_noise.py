@@ -1,4 +1,4 @@
-"""Noise corruptions (corruptions.md §5.1-§5.3): bit-exact given the reference's draws, same statistics otherwise."""
+"""Noise corruptions (docs/corruptions.md §5.1-§5.3): bit-exact given the reference's draws, same statistics otherwise."""
 
 from __future__ import annotations
 

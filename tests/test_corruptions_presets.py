@@ -1,4 +1,4 @@
-"""Parameter tables of the three presets (shared/reference/corruptions.md §3) and their validation helpers."""
+"""Parameter tables of the three presets (docs/corruptions.md §3) and their validation helpers."""
 
 from __future__ import annotations
 

@@ -90,7 +90,7 @@ def test_perturbation_sets_follow_the_spec():
 
 
 def test_frame_counts_are_the_released_ones():
-    # corruptions.md §8.2: 31 frames, except CIFAR-P motion_blur (21) and translate (16), ImageNet-P translate (41);
+    # docs/corruptions.md §8.2: 31 frames, except CIFAR-P motion_blur (21) and translate (16), ImageNet-P translate (41);
     # difficulty variants keep their base length
     short = {("cifar", "motion_blur"): 21, ("cifar", "translate"): 16, ("imagenet", "translate"): 41}
     for preset in ("cifar", "imagenet"):

@@ -12,7 +12,7 @@ from scipy.stats import rankdata
 from corruptions import CORRUPTIONS, EXTRA_CORRUPTIONS
 from evaluation import metrics as M
 
-# The ALEXNET_ERR constants of google-research/augmix imagenet.py, typed from metrics.md §3.2 (the "Mean" column).
+# The ALEXNET_ERR constants of google-research/augmix imagenet.py, typed from docs/metrics.md §3.2 (the "Mean" column).
 AUGMIX_ALEXNET_MEANS = (0.886428, 0.894468, 0.922640, 0.819880, 0.826268, 0.785948, 0.798360, 0.866816, 0.826572,
                         0.819324, 0.564592, 0.853204, 0.646056, 0.717840, 0.606500)
 
@@ -79,7 +79,7 @@ def test_rms_rejects_fewer_samples_than_one_bin():
 
 
 def _reference_calib_err(confidence: np.ndarray, correct: np.ndarray, p: str = "2", beta: int = 100) -> float:
-    """The calib_err loop as metrics.md §5.1 describes it, element by element (stable sort, bins 0..B-2)."""
+    """The calib_err loop as docs/metrics.md §5.1 describes it, element by element (stable sort, bins 0..B-2)."""
     idx = np.argsort(confidence, kind="stable")
     confidence, correct = confidence[idx], correct[idx]
     bins = [[i * beta, (i + 1) * beta] for i in range(len(confidence) // beta)]
@@ -169,7 +169,7 @@ def test_cifar_c_summary_excludes_the_extra_corruptions_from_the_mean():
 
 
 def _reference_flip_prob(preds: np.ndarray, noise: bool, difficulty: int) -> np.ndarray:
-    """The interleaved sub-sequence loop of ImageNet-P/test.py as metrics.md §4.2 describes it."""
+    """The interleaved sub-sequence loop of ImageNet-P/test.py as docs/metrics.md §4.2 describes it."""
     step = 1 if noise else difficulty
     out = []
     for video in preds:

@@ -1,5 +1,5 @@
 """models/: every registered model builds, trains a step, round-trips and batches; exact sizes, initialisation,
-official parameter names, the spec's forward pass (augmix.md §8) and build_model's errors."""
+official parameter names, the spec's forward pass (docs/augmix.md §8) and build_model's errors."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_state_dict_round_trip_gives_identical_logits(name):
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_batch_of_one_gives_the_same_logits_as_in_a_batch(name):
-    # DenseNet's official head squeezes every singleton dim (augmix.md §9, defect 9); ours flattens from dim 1.
+    # DenseNet's official head squeezes every singleton dim (docs/augmix.md §9, defect 9); ours flattens from dim 1.
     model = _randomise_batchnorm(_tiny(name)).eval()
     x = _images(name, 3)
     with torch.no_grad():
@@ -101,7 +101,7 @@ def test_channels_last_gives_the_same_logits(name):
                                    rtol=1e-4, atol=1e-4)
 
 
-# augmix.md §8 (and the brief for the ResNets). A K-class linear on F features has F*K + K parameters, so each
+# docs/augmix.md §8 (and the brief for the ResNets). A K-class linear on F features has F*K + K parameters, so each
 # 100-class count exceeds the 10-class one by 90*(F+1): WRN F=128 -> 11,610; DenseNet F=456 -> 41,130;
 # ResNeXt F=1024 -> 92,250; AllConv F=192 -> 17,370; ResNet-18 F=512 -> 46,170 (11,173,962 + 46,170 = 11,220,132).
 # ResNet-50 at 10 classes: 25,557,032 - 990*2049 = 23,528,522.
@@ -196,7 +196,7 @@ def _bn(state, key, x):
 
 
 def _wrn_reference(s, x, n):
-    """augmix.md §8 WRN: pre-activation blocks; on a width change the BN-ReLU output feeds conv and shortcut."""
+    """docs/augmix.md §8 WRN: pre-activation blocks; on a width change the BN-ReLU output feeds conv and shortcut."""
     x = _conv(s, "conv1", x)
     for stage, stride in ((1, 1), (2, 2), (3, 2)):
         for i in range(n):
@@ -211,7 +211,7 @@ def _wrn_reference(s, x, n):
 
 
 def _densenet_reference(s, x, n):
-    """augmix.md §8 DenseNet (non-BC): each layer concatenates 12 new channels; transitions keep width, pool 2x2."""
+    """docs/augmix.md §8 DenseNet (non-BC): each layer concatenates 12 new channels; transitions keep width, pool 2x2."""
     x = _conv(s, "conv1", x)
     for block in (1, 2, 3):
         for i in range(n):
@@ -223,7 +223,7 @@ def _densenet_reference(s, x, n):
 
 
 def _resnext_reference(s, x, n):
-    """augmix.md §8 ResNeXt: reduce, grouped 3x3 (4 groups, stride on the first block), expand, projection."""
+    """docs/augmix.md §8 ResNeXt: reduce, grouped 3x3 (4 groups, stride on the first block), expand, projection."""
     x = F.relu(_bn(s, "bn_1", _conv(s, "conv_1_3x3", x)))
     for stage, stride in ((1, 1), (2, 2), (3, 2)):
         for i in range(n):
@@ -239,7 +239,7 @@ def _resnext_reference(s, x, n):
 
 
 def _allconv_reference(s, x, n):
-    """augmix.md §8 AllConvNet: conv+BN+x*sigmoid(1.702x); pad 0 then two padded 1x1 convs; pool 8 on 10x10."""
+    """docs/augmix.md §8 AllConvNet: conv+BN+x*sigmoid(1.702x); pad 0 then two padded 1x1 convs; pool 8 on 10x10."""
     def block(idx, x, padding):
         y = _bn(s, f"features.{idx + 1}", _conv(s, f"features.{idx}", x, padding=padding))
         return y * torch.sigmoid(1.702 * y)

@@ -70,7 +70,7 @@ def test_standard_baseline_and_no_jsd_variant_by_override():
 
 
 def test_cosine_schedule_matches_the_paper_values():
-    # augmix.md §7.1: 0.1 / 0.0854 / 0.0500 / 0.0146 / 1e-6 at 0 / 25 / 50 / 75 / 100 % of T
+    # docs/augmix.md §7.1: 0.1 / 0.0854 / 0.0500 / 0.0146 / 1e-6 at 0 / 25 / 50 / 75 / 100 % of T
     total, lr = 39_100, 0.1
     values = [lr * cosine_factor(int(f * total), total, 1e-6 / lr) for f in (0, 0.25, 0.5, 0.75, 1.0)]
     for got, want in zip(values, [0.1, 0.0854, 0.0500, 0.0146, 1e-6], strict=True):

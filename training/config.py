@@ -1,6 +1,6 @@
 """Typed run configuration: code defaults <- YAML file <- dotted command-line overrides, validated once.
 
-Defaults are the paper's CIFAR recipe (augmix.md §4, §7.1). YAML files in configs/ hold only differences.
+Defaults are the paper's CIFAR recipe (docs/augmix.md §4, §7.1). YAML files in configs/ hold only differences.
 Every key is the parameter name of the function it feeds (``augment.severity`` -> ``AugMix(severity=...)``).
 """
 

@@ -1,4 +1,4 @@
-"""SGD and the per-iteration learning-rate schedules of the AugMix recipes (augmix.md §7)."""
+"""SGD and the per-iteration learning-rate schedules of the AugMix recipes (docs/augmix.md §7)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def step_factor(step: int, steps_per_epoch: int, epochs: int) -> float:
 def build_scheduler(optimizer: torch.optim.Optimizer, schedule: str, epochs: int, steps_per_epoch: int,
                     min_lr: float) -> torch.optim.lr_scheduler.LambdaLR:
     """A LambdaLR over global steps; its state (the step count) goes into every checkpoint, so a resumed run
-    continues the same curve (the official CIFAR resume restarted it, augmix.md §9 defect 1)."""
+    continues the same curve (the official CIFAR resume restarted it, docs/augmix.md §9 defect 1)."""
     total = epochs * steps_per_epoch
     base_lr = optimizer.param_groups[0]["lr"]
     if schedule == "cosine":

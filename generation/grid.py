@@ -10,6 +10,10 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from corruptions import SEVERITIES
+from corruptions.chunks import corrupt_batch, corruption_chunk_generator
+from corruptions.presets import check_image_size
+from generation.corruption_sets import GenerationConfig
+from generation.sources import preprocess_image
 from runtime.files import atomic_write
 
 MIN_CELL = 96        # px; 32-px images are shown 3x (nearest) so single pixels stay visible
@@ -19,13 +23,11 @@ GAP = 2              # px between cells
 
 
 def load_grid_images(paths: Sequence[str | Path], preset: str) -> torch.Tensor:
-    """Read image files and pre-process them as generation does (generate.preprocess_image).
+    """Read image files and pre-process them as -C generation does (sources.preprocess_image).
 
     Returns:
         (N, 3, S, S) uint8 on the CPU, S = the preset's image size.
     """
-    from corruptions.generate import preprocess_image
-
     arrays = []
     for path in paths:
         try:
@@ -38,7 +40,7 @@ def load_grid_images(paths: Sequence[str | Path], preset: str) -> torch.Tensor:
 
 def corruption_cells(images: torch.Tensor, corruptions: Sequence[str], preset: str, seed: int = 0,
                      severities: Sequence[int] = SEVERITIES) -> torch.Tensor:
-    """Every image under every corruption and severity, with the same chunk-0 generators as ``generate``.
+    """Every image under every corruption and severity, with the same chunk-0 generators as a generated -C set.
 
     Args:
         images: (N, 3, S, S) uint8, any device.
@@ -47,16 +49,13 @@ def corruption_cells(images: torch.Tensor, corruptions: Sequence[str], preset: s
         (len(corruptions) * N, 1 + len(severities), 3, S, S) uint8 on the CPU; row ``i * N + j`` is image ``j``
         under corruption ``i``, column 0 the clean image.
     """
-    from corruptions.generate import GenerationConfig, chunk_generator, corrupt_batch
-    from corruptions.presets import check_image_size
-
     check_image_size(preset, images.shape[-2], images.shape[-1])
     GenerationConfig(preset=preset, corruptions=tuple(corruptions), severities=tuple(severities)).validate()
     rows = []
     for corruption in corruptions:
         columns = [images.cpu()]
         for severity in severities:
-            generator = chunk_generator(seed, corruption, severity, 0, images.device)
+            generator = corruption_chunk_generator(seed, corruption, severity, 0, images.device)
             columns.append(corrupt_batch(images, corruption, severity, preset, generator).cpu())
         rows.append(torch.stack(columns, dim=1))  # (N, 1 + S, 3, H, W)
     return torch.cat(rows)

@@ -1,4 +1,4 @@
-"""H.264 MP4 files of ImageNet-P videos through PyAV (libx264), and a decoder for checks (corruptions.md §8.3).
+"""H.264 MP4 files of ImageNet-P videos through PyAV (libx264), and a decoder for checks (docs/corruptions.md §8.3).
 
 The reference renders every frame to PNG and calls a static ffmpeg 4.0.2: ``ffmpeg -r 1 -framerate 1 -i img%01d.png
 -vcodec libx264 {-crf 20 | -tune grain} -preset veryslow out.mp4``. H.264 is lossy, so regenerated videos never
