@@ -1,14 +1,18 @@
 """Weights in and out: our checkpoints, the official AugMix CIFAR and ImageNet releases, torchvision ResNet-50 weights.
 
-Every file is read with ``torch.load(weights_only=True)``: a checkpoint from the internet must not be able to run code
-(a checkpoint cannot run code). The four CIFAR models use the official module names, so official state dicts load once
-DataParallel's ``module.`` prefix is stripped; no renaming table is needed.
+Every file is read with ``torch.load(weights_only=True)``: a checkpoint from the internet must not be able to run code;
+a file that pickles anything but tensors and plain containers is refused, naming what it pickles. The four CIFAR
+models use the official module names, so official state dicts load once DataParallel's ``module.`` prefix is
+stripped. One older name is still read: ``convShortcut``, the WideResNet shortcut conv of the third-party WRN the
+official code was derived from (and of this project's earlier checkpoints), now ``conv_shortcut`` as in the official
+code (``LEGACY_NAMES``).
 """
 
 from __future__ import annotations
 
+import io
 import pickle
-import re
+import pickletools
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,7 +23,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from models import MODELS, SIZE_KEYS, build_model
+from models import MODELS, SIZE_KEYS, build_model, display_name
 from runtime.files import atomic_torch_save, sha256_file
 
 FORMAT_VERSION = 1  # the "format_version" our checkpoints carry; a newer file is refused, not misread
@@ -59,6 +63,9 @@ FORMATS = MappingProxyType({
     "state-dict": "a plain state dict of any model in MODELS; pass arch= (and dataset= unless it has 10/100 classes)",
 })
 
+# model name -> {older module name: current name}, applied to whole dotted components of state-dict keys.
+LEGACY_NAMES = MappingProxyType({"wrn40_2": MappingProxyType({"convShortcut": "conv_shortcut"})})
+
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DDP, torch.compile
 _SHOWN = 10  # keys listed per kind in a mismatch error
 
@@ -73,7 +80,7 @@ class ModelInfo:
 
     ``mean``/``std`` normalise [0, 1] RGB inputs; ``image_size`` is the side the model was trained at; ``epoch`` is
     as stored in the file (None where the format has none); ``sha256`` is the file's; ``model_args`` rebuilds the
-    model with ``build_model(**model_args)``.
+    model with ``build_model(**model_args)``; ``display_name`` says what the model is (``WRN-40-2``, ``WRN-10-2``).
     """
 
     name: str
@@ -86,6 +93,13 @@ class ModelInfo:
     epoch: int | None
     sha256: str
     model_args: dict = field(default_factory=dict)
+
+    @property
+    def display_name(self) -> str:
+        """``models.display_name`` of ``model_args`` (e.g. ``WRN-10-2``); ``name`` itself for a model not in MODELS."""
+        if self.name not in MODELS:
+            return self.name
+        return display_name({**self.model_args, "name": self.name})
 
 
 @dataclass
@@ -124,6 +138,7 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu", arch:
     if fmt is None:
         raise CheckpointError(_unknown_layout_message(path, obj))
     parsed = _PARSERS[fmt](obj, path, arch, num_classes, dataset)
+    parsed.state_dict = rename_legacy_keys(parsed.state_dict, parsed.model_args["name"], path)
     try:
         model = build_model(**parsed.model_args)
     except ValueError as exc:
@@ -163,6 +178,28 @@ def strip_wrapper_prefixes(state_dict: Mapping[str, Any]) -> dict[str, Any]:
         while key.startswith(_WRAPPER_PREFIXES):
             key = key.split(".", 1)[1]
         out[key] = value
+    return out
+
+
+def rename_legacy_keys(state_dict: Mapping[str, Any], name: str, path: str | Path = "<state dict>") -> dict[str, Any]:
+    """``state_dict`` with the older module names of ``LEGACY_NAMES[name]`` replaced by the current ones.
+
+    Whole dotted components are matched (``block1.layer.0.convShortcut.weight`` -> ``...conv_shortcut.weight``).
+    Raises CheckpointError, naming ``path``, when a key is present under both its old and its new name.
+    """
+    renames = LEGACY_NAMES.get(name, {})
+    if not renames:
+        return dict(state_dict)
+    out: dict[str, Any] = {}
+    old_names: dict[str, str] = {}
+    for key, value in state_dict.items():
+        new = ".".join(renames.get(part, part) for part in key.split("."))
+        if new in out:
+            first = old_names[new]
+            raise CheckpointError(f"{path}: key {new!r} appears twice, as {first!r} and as {key!r} (an older name of "
+                                  "the same tensor); keep one of them")
+        out[new] = value
+        old_names[new] = key
     return out
 
 
@@ -228,15 +265,81 @@ def _read(path: Path) -> Any:
         # Zip-format files are memory-mapped, so a training checkpoint's optimizer state is never read from disk.
         return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as exc:
-        detail = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if detail:
-            raise CheckpointError(
-                f"{path}: refused: the file pickles a Python object ({detail.group(1)}) and checkpoints are read with "
-                "torch.load(weights_only=True) so that a file cannot run code. Only tensors and plain containers "
-                "are accepted; if you trust the file, re-save its state dict on its own") from exc
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({_first_line(exc)})") from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({_first_line(exc)})") from exc
+        # weights_only loading raises UnpicklingError both for a well-formed pickle that references code or classes
+        # it refuses and for bytes that are no pickle at all; torch's wording changes between releases, so the two
+        # are told apart by reading the pickle's opcodes ourselves (nothing is executed).
+        refs = _pickled_globals(path)
+        if refs is None:
+            raise CheckpointError(f"{path}: not a readable torch checkpoint (no well-formed torch pickle in it; "
+                                  "torch.load raised UnpicklingError)") from exc
+        named = [r for r in refs if not _plain_data_global(r)]
+        what = f" ({', '.join(named[:_SHOWN])}{', ...' * (len(named) > _SHOWN)})" if named else ""
+        raise CheckpointError(
+            f"{path}: refused, not loaded: the file contains pickled Python code or objects{what} that "
+            "torch.load(weights_only=True) refuses to unpickle. Checkpoints are read weights-only so that a file "
+            "cannot run code; only tensors and plain containers (dict, list, str, numbers) are accepted. If you "
+            "trust the file, load it yourself and re-save its state dict alone") from exc
+    except Exception as exc:  # torch.load on arbitrary bytes raises RuntimeError, EOFError, KeyError, struct.error...
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({_describe(exc)})") from exc
+
+
+def _pickled_globals(path: Path) -> list[str] | None:
+    """The ``module.name`` globals a torch checkpoint's pickle references, in order, read from its opcodes without
+    unpickling anything; None when the file holds no well-formed pickle (corrupt or not a checkpoint)."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                members = [n for n in archive.namelist() if n.endswith("data.pkl")]
+                if len(members) != 1:
+                    return None
+                return _globals_in(io.BytesIO(archive.read(members[0])), streams=1)
+        # torch's legacy format: magic number, protocol version and system-info pickles, then the object's pickle.
+        with open(path, "rb") as stream:
+            return _globals_in(stream, streams=4)
+    except (ValueError, EOFError, OSError, KeyError, IndexError, zipfile.BadZipFile):
+        return None  # truncated, unknown opcode, bad archive: not a well-formed checkpoint pickle
+
+
+def _globals_in(stream: io.BufferedIOBase, streams: int) -> list[str]:
+    """Globals referenced by the next ``streams`` pickles of ``stream`` (GLOBAL and STACK_GLOBAL opcodes).
+
+    STACK_GLOBAL takes its module and name from the stack, so the strings pushed (directly or from the memo) are
+    followed; any other push is tracked only as "not a string".
+    """
+    found: list[str] = []
+    for _ in range(streams):
+        strings: list[str] = []
+        memo: dict[int, Any] = {}
+        top: str | None = None  # the last value pushed, when it is a string
+        for opcode, arg, _pos in pickletools.genops(stream):
+            kind = opcode.name
+            if kind in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"):
+                top = str(arg)
+                strings.append(top)
+            elif kind == "MEMOIZE":
+                memo[len(memo)] = top
+            elif kind in ("PUT", "BINPUT", "LONG_BINPUT"):
+                memo[int(arg)] = top
+            elif kind in ("GET", "BINGET", "LONG_BINGET"):
+                top = memo.get(int(arg))
+                if top is not None:
+                    strings.append(top)
+            elif kind == "GLOBAL":
+                found.append(".".join(str(arg).split(" ", 1)))
+                top = None
+            elif kind == "STACK_GLOBAL":
+                found.append(".".join(strings[-2:]) if len(strings) >= 2 else "<unnamed global>")
+                top = None
+            else:
+                top = None
+    return found
+
+
+def _plain_data_global(ref: str) -> bool:
+    """Globals any tensor checkpoint references: tensor rebuilders, torch dtypes/storages/Size, OrderedDict."""
+    module, _, name = ref.rpartition(".")
+    return (ref == "collections.OrderedDict" or module == "torch"
+            or (module == "torch._utils" and name.startswith("_rebuild")))
 
 
 def _parse_ours(obj: Mapping, path: Path, arch: str | None, num_classes: int | None, dataset: str | None) -> _Parsed:
@@ -420,6 +523,7 @@ def _shape(value: Any) -> str:
     return str(tuple(value.shape)) if isinstance(value, Tensor) else type(value).__name__
 
 
-def _first_line(exc: BaseException) -> str:
+def _describe(exc: BaseException) -> str:
+    """``Type: first line of the message``, or the type alone when the message is empty."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__

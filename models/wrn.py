@@ -74,13 +74,14 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(out_planes, out_planes, 3, stride=1, padding=1, bias=False)
         self.droprate = droprate
         self.equal_in_out = in_planes == out_planes
-        # camelCase on purpose: the official parameter name is ``convShortcut.weight``.
-        self.convShortcut = None if self.equal_in_out else nn.Conv2d(in_planes, out_planes, 1, stride=stride,
-                                                                     bias=False)
+        # The official name (``conv_shortcut.weight``); files with the older ``convShortcut`` name are mapped onto
+        # it by models.weights.
+        self.conv_shortcut = None if self.equal_in_out else nn.Conv2d(in_planes, out_planes, 1, stride=stride,
+                                                                      bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
         act = F.relu(self.bn1(x), inplace=True)
-        shortcut = x if self.convShortcut is None else self.convShortcut(act)
+        shortcut = x if self.conv_shortcut is None else self.conv_shortcut(act)
         out = F.relu(self.bn2(self.conv1(act)), inplace=True)
         if self.droprate > 0:
             out = F.dropout(out, p=self.droprate, training=self.training)

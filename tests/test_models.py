@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models import MODELS, build_model
+from models import MODELS, build_model, display_name
 from models.allconv import AllConvNet
 
 # Shrunk configurations (the quickstart's), so each forward/backward takes milliseconds on a CPU.
@@ -158,8 +158,8 @@ def test_alexnet_keeps_pytorch_default_init():
 # Keys hand-derived from the official modules (google-research/augmix, see each module's docstring), e.g. AllConv's
 # features: 3 x (conv, bn, gelu) = 0..8, max-pool 9, dropout 10, 11..19, 20, 21, nopad conv 22, NIN 25, NIN 28, pool 31.
 OFFICIAL_KEYS = {
-    "wrn40_2": ["conv1.weight", "block1.layer.0.bn1.running_var", "block1.layer.0.convShortcut.weight",
-                "block2.layer.5.conv2.weight", "block3.layer.0.convShortcut.weight", "bn1.bias", "fc.weight"],
+    "wrn40_2": ["conv1.weight", "block1.layer.0.bn1.running_var", "block1.layer.0.conv_shortcut.weight",
+                "block2.layer.5.conv2.weight", "block3.layer.0.conv_shortcut.weight", "bn1.bias", "fc.weight"],
     "densenet40_12": ["conv1.weight", "dense1.0.bn1.weight", "dense1.11.conv1.weight", "trans1.conv1.weight",
                       "trans2.bn1.running_mean", "dense3.11.conv1.weight", "bn1.weight", "fc.bias"],
     "resnext29": ["conv_1_3x3.weight", "bn_1.running_mean", "stage_1.0.conv_reduce.weight", "stage_1.0.bn_reduce.bias",
@@ -177,13 +177,13 @@ def test_parameter_names_are_the_official_ones(name):
     state = build_model(name, 10).state_dict()
     missing = [k for k in OFFICIAL_KEYS[name] if k not in state]
     assert not missing
-    shapes = {"wrn40_2": ("block1.layer.0.convShortcut.weight", (32, 16, 1, 1)),
+    shapes = {"wrn40_2": ("block1.layer.0.conv_shortcut.weight", (32, 16, 1, 1)),
               "densenet40_12": ("trans2.conv1.weight", (312, 312, 1, 1)),
               "resnext29": ("stage_2.0.conv_conv.weight", (256, 64, 3, 3)),  # D=256 in 4 groups of 64
               "allconv": ("features.22.weight", (192, 192, 3, 3))}
     key, shape = shapes[name]
     assert tuple(state[key].shape) == shape
-    assert "stage_1.1.downsample.0.weight" not in state and "block1.layer.1.convShortcut.weight" not in state
+    assert "stage_1.1.downsample.0.weight" not in state and "block1.layer.1.conv_shortcut.weight" not in state
 
 
 def _conv(state, key, x, stride=1, padding=1, groups=1):
@@ -203,7 +203,7 @@ def _wrn_reference(s, x, n):
             p = f"block{stage}.layer.{i}"
             act = F.relu(_bn(s, f"{p}.bn1", x))
             stride_i = stride if i == 0 else 1
-            shortcut = _conv(s, f"{p}.convShortcut", act, stride_i, 0) if f"{p}.convShortcut.weight" in s else x
+            shortcut = _conv(s, f"{p}.conv_shortcut", act, stride_i, 0) if f"{p}.conv_shortcut.weight" in s else x
             out = F.relu(_bn(s, f"{p}.bn2", _conv(s, f"{p}.conv1", act, stride_i)))
             x = shortcut + _conv(s, f"{p}.conv2", out)
     x = F.avg_pool2d(F.relu(_bn(s, "bn1", x)), 8).flatten(1)
@@ -342,6 +342,53 @@ def test_build_model_errors_name_the_problem(kwargs, pattern):
     kwargs = {"num_classes": 10, **kwargs}
     with pytest.raises(ValueError, match=pattern):
         build_model(**kwargs)
+
+
+# What each registry entry is, at its default sizes: the names the papers and torchvision use.
+DISPLAY_NAMES = {
+    "wrn40_2": "WRN-40-2",
+    "densenet40_12": "DenseNet-40-12",  # DenseNet (L = 40, k = 12), non-BC as the official code builds it
+    "resnext29": "ResNeXt-29 (4x32d)",  # the official resnext29(): cardinality 4, base width 32
+    "allconv": "AllConvNet",
+    "resnet50": "ResNet-50",
+    "resnet18": "ResNet-18",
+    "alexnet": "AlexNet",
+}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_has_a_display_name_at_its_default_sizes(name):
+    assert display_name({"name": name}) == DISPLAY_NAMES[name]
+    assert display_name({"name": name, "num_classes": 100, "depth": None, "width": None}) == DISPLAY_NAMES[name]
+
+
+@pytest.mark.parametrize("model_args,expected", [
+    ({"name": "wrn40_2", "depth": 10}, "WRN-10-2"),
+    ({"name": "wrn40_2", "num_classes": 10, "depth": 10, "width": 1, "droprate": 0.3}, "WRN-10-1"),
+    ({"name": "wrn40_2", "depth": 28, "width": 10}, "WRN-28-10"),
+    ({"name": "densenet40_12", "depth": 10, "width": 4}, "DenseNet-10-4"),
+    ({"name": "resnext29", "depth": 11, "width": 4}, "ResNeXt-11 (4x4d)"),
+    ({"name": "allconv", "width": 16, "droprate": 0.2}, "AllConvNet (width 16)"),
+    ({"name": "allconv", "droprate": 0.2}, "AllConvNet"),  # dropout does not change what the model is
+    ({"name": "resnet50", "width": 8}, "ResNet-50 (width 8)"),
+    ({"name": "resnet50", "width": 128}, "Wide ResNet-50-2"),  # torchvision's wide_resnet50_2
+    ({"name": "resnet18", "width": 8}, "ResNet-18 (width 8)"),
+])
+def test_display_name_shows_size_overrides(model_args, expected):
+    assert display_name(model_args) == expected
+
+
+@pytest.mark.parametrize("model_args,pattern", [
+    ({"name": "wrn"}, r"model_args name 'wrn' is not a model; valid names: wrn40_2, densenet40_12"),
+    ({"num_classes": 10}, r"model_args name None is not a model"),
+    ({"name": "alexnet", "width": 2}, r"model 'alexnet' does not take width; its size keys are none"),
+    ({"name": "allconv", "depth": 9}, r"model 'allconv' does not take depth; its size keys are width"),
+    ({"name": "wrn40_2", "depth": "40"}, r"model 'wrn40_2': depth must be a positive int; got '40'"),
+    ("wrn40_2", r"model_args must be a mapping with a 'name' key; got str"),
+])
+def test_display_name_errors_name_the_problem(model_args, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        display_name(model_args)
 
 
 @pytest.mark.gpu

@@ -3,6 +3,9 @@ right ModelInfo; mismatches, unknown layouts, corrupt files and pickled code obj
 
 from __future__ import annotations
 
+import math
+import re
+
 import pytest
 import torch
 import torchvision
@@ -252,6 +255,13 @@ class _Trap:
         return (_spring, ())
 
 
+class _Custom:
+    """A plain custom class: unpickling it would import this module and build an instance."""
+
+    def __init__(self):
+        self.value = 3
+
+
 SPRUNG = []
 
 
@@ -260,12 +270,48 @@ def _spring():
     return "sprung"
 
 
-def test_pickled_python_objects_are_refused_without_running(tmp_path):
-    path = _tiny_ours(tmp_path, lambda fields: fields.update(extra=_Trap()))
-    with pytest.raises(CheckpointError, match=r"refused: the file pickles a Python object \((tests\.)?"
-                                              r"test_models_weights\._spring\) .*torch\.load\(weights_only=True\)"):
+REFUSED = (r"{path}: refused, not loaded: the file contains pickled Python code or objects \({names}\) that "
+           r"torch\.load\(weights_only=True\) refuses to unpickle")
+
+
+@pytest.mark.parametrize("extra,legacy,names", [
+    (_Trap(), False, r"(tests\.)?test_models_weights\._spring"),  # a call to a function, on unpickling
+    (_spring, False, r"(tests\.)?test_models_weights\._spring"),  # a bare function reference
+    (_Custom(), False, r"(tests\.)?test_models_weights\._Custom"),  # an instance of a custom class
+    (_Custom(), True, r"(tests\.)?test_models_weights\._Custom"),  # the same in torch's pre-1.6 format
+    (print, False, r"(__builtin__|builtins)\.print"),  # protocol 2 spells the module as Python 2 did
+])
+def test_pickled_code_and_objects_are_refused_without_running(tmp_path, extra, legacy, names):
+    path = _tiny_ours(tmp_path, lambda fields: fields.update(extra=extra))
+    if legacy:
+        torch.save(torch.load(path, weights_only=False), path, _use_new_zipfile_serialization=False)
+    with pytest.raises(CheckpointError) as excinfo:
         load_model(path)
+    message = str(excinfo.value)
+    assert re.match(REFUSED.format(path=re.escape(str(path)), names=names), message), message
+    assert "so that a file cannot run code" in message
+    assert "_rebuild_tensor" not in message and "OrderedDict" not in message  # only what was refused is named
     assert SPRUNG == []
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol 4")
+def test_protocol_4_pickles_name_the_refused_global(tmp_path):
+    # Protocol 4 names globals with STACK_GLOBAL (module and name pushed as strings), not GLOBAL.
+    path = tmp_path / "p4.pt"
+    torch.save({"weights": torch.zeros(2), "meta": _Custom()}, path, pickle_protocol=4)
+    with pytest.raises(CheckpointError, match=REFUSED.format(path=re.escape(str(path)),
+                                                             names=r"(tests\.)?test_models_weights\._Custom")):
+        load_model(path)
+
+
+def test_bytes_that_are_no_checkpoint_are_unreadable_not_refused(tmp_path):
+    noise = tmp_path / "noise.pt"
+    noise.write_bytes(bytes(range(256)) * 4)
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint\n" * 20)
+    for path in (noise, text):
+        with pytest.raises(CheckpointError, match=rf"{re.escape(str(path))}: not a readable torch checkpoint"):
+            load_model(path)
 
 
 def test_missing_corrupt_and_newer_files_are_clear_errors(tmp_path):
@@ -304,3 +350,252 @@ def test_map_location_puts_the_model_on_that_device(tmp_path):
     gpu_model, _ = load_model(path, map_location="cuda")
     assert all(p.is_cuda for p in gpu_model.parameters()) and not gpu_model.training
     torch.testing.assert_close(_logits(gpu_model, 32), _logits(cpu_model, 32), rtol=1e-3, atol=1e-3)
+
+
+# --- The official layouts, written out from the official sources (not from our modules) -------------------------
+# Each function lists the state-dict keys and shapes of one upstream model, block by block, as the upstream module
+# registers them. google-research/augmix: third_party/WideResNet_pytorch/wideresnet.py (WRN), third_party/
+# ResNeXt_DenseNet/models/densenet.py (``densenet()``: growth 12, depth 40, reduction 1, no bottleneck) and
+# resnext.py (``resnext29()``: cardinality 4, base width 32), models/cifar/allconv.py; torchvision's resnet50 for
+# imagenet.py. BatchNorm carries num_batches_tracked in files written by torch >= 0.4.1 (the official scripts
+# pinned torch 1.2); torchvision's released ResNet-50 weights predate it.
+
+
+def _bn_keys(prefix: str, channels: int, tracked: bool = True) -> dict:
+    keys = {f"{prefix}.{k}": (channels,) for k in ("weight", "bias", "running_mean", "running_var")}
+    if tracked:
+        keys[f"{prefix}.num_batches_tracked"] = ()
+    return keys
+
+
+def official_wrn_keys(depth: int = 40, widen: int = 2, classes: int = 10, shortcut: str = "conv_shortcut") -> dict:
+    """WideResNet(depth, classes, widen): BasicBlock = bn1, conv1 3x3, bn2, conv2 3x3, shortcut 1x1 on a width change.
+
+    ``shortcut="convShortcut"`` gives the older third-party WideResNet's name for the same conv.
+    """
+    n, widths = (depth - 4) // 6, (16, 16 * widen, 32 * widen, 64 * widen)
+    keys = {"conv1.weight": (16, 3, 3, 3)}
+    for stage in (1, 2, 3):
+        for i in range(n):
+            c_in, c_out, p = widths[stage - 1] if i == 0 else widths[stage], widths[stage], f"block{stage}.layer.{i}"
+            keys.update(_bn_keys(f"{p}.bn1", c_in))
+            keys[f"{p}.conv1.weight"] = (c_out, c_in, 3, 3)
+            keys.update(_bn_keys(f"{p}.bn2", c_out))
+            keys[f"{p}.conv2.weight"] = (c_out, c_out, 3, 3)
+            if c_in != c_out:
+                keys[f"{p}.{shortcut}.weight"] = (c_out, c_in, 1, 1)
+    keys.update(_bn_keys("bn1", widths[3]))
+    keys.update({"fc.weight": (classes, widths[3]), "fc.bias": (classes,)})
+    return keys
+
+
+def official_densenet_keys(depth: int = 40, growth: int = 12, classes: int = 10) -> dict:
+    """DenseNet(growth, depth, reduction 1, classes, bottleneck False): SingleLayer = bn1, conv1 3x3 (growth out);
+    Transition = bn1, conv1 1x1 (same width)."""
+    n, channels = (depth - 4) // 3, 2 * growth
+    keys = {"conv1.weight": (channels, 3, 3, 3)}
+    for block in (1, 2, 3):
+        for i in range(n):
+            keys.update(_bn_keys(f"dense{block}.{i}.bn1", channels))
+            keys[f"dense{block}.{i}.conv1.weight"] = (growth, channels, 3, 3)
+            channels += growth
+        if block < 3:
+            keys.update(_bn_keys(f"trans{block}.bn1", channels))
+            keys[f"trans{block}.conv1.weight"] = (channels, channels, 1, 1)
+    keys.update(_bn_keys("bn1", channels))
+    keys.update({"fc.weight": (classes, channels), "fc.bias": (classes,)})
+    return keys
+
+
+def official_resnext_keys(depth: int = 29, cardinality: int = 4, base_width: int = 32, classes: int = 10) -> dict:
+    """CifarResNeXt: conv_1_3x3, bn_1; stage_s blocks = conv_reduce, bn_reduce, conv_conv (grouped 3x3), bn,
+    conv_expand, bn_expand, and on each stage's first block downsample = (1x1 conv, BN); classifier."""
+    n, in_planes = (depth - 2) // 9, 64
+    keys = {"conv_1_3x3.weight": (64, 3, 3, 3), **_bn_keys("bn_1", 64)}
+    for stage, planes in ((1, 64), (2, 128), (3, 256)):
+        dim, out = (planes * base_width // 64) * cardinality, 4 * planes
+        for i in range(n):
+            p = f"stage_{stage}.{i}"
+            keys[f"{p}.conv_reduce.weight"] = (dim, in_planes, 1, 1)
+            keys.update(_bn_keys(f"{p}.bn_reduce", dim))
+            keys[f"{p}.conv_conv.weight"] = (dim, dim // cardinality, 3, 3)
+            keys.update(_bn_keys(f"{p}.bn", dim))
+            keys[f"{p}.conv_expand.weight"] = (out, dim, 1, 1)
+            keys.update(_bn_keys(f"{p}.bn_expand", out))
+            if i == 0:
+                keys[f"{p}.downsample.0.weight"] = (out, in_planes, 1, 1)
+                keys.update(_bn_keys(f"{p}.downsample.1", out))
+            in_planes = out
+    keys.update({"classifier.weight": (classes, 1024), "classifier.bias": (classes,)})
+    return keys
+
+
+def official_allconv_keys(classes: int = 10) -> dict:
+    """make_layers([96, 96, 96, 'Md', 192, 192, 192, 'Md', 'nopad', 'NIN', 'NIN', 'A']): a number or 'nopad'/'NIN'
+    adds (conv with bias, BN, GELU) = 3 indices, 'Md' (max-pool, dropout) = 2, 'A' (avg-pool) = 1; classifier."""
+    keys, index, c_in = {}, 0, 3
+    for entry in (96, 96, 96, "Md", 192, 192, 192, "Md", "nopad", "NIN", "NIN", "A"):
+        if entry in ("Md", "A"):
+            index += 2 if entry == "Md" else 1
+            continue
+        c_out, kernel = (c_in, {"nopad": 3, "NIN": 1}[entry]) if isinstance(entry, str) else (entry, 3)
+        keys.update({f"features.{index}.weight": (c_out, c_in, kernel, kernel), f"features.{index}.bias": (c_out,)})
+        keys.update(_bn_keys(f"features.{index + 1}", c_out))
+        index, c_in = index + 3, c_out
+    keys.update({"classifier.weight": (classes, 192), "classifier.bias": (classes,)})
+    return keys
+
+
+def torchvision_resnet50_keys(classes: int = 1000, tracked: bool = True) -> dict:
+    """torchvision resnet50: conv1 7x7, bn1; layer1..4 of 3/4/6/3 Bottlenecks = conv1 1x1, bn1, conv2 3x3 (stride),
+    bn2, conv3 1x1 (4x planes), bn3, and downsample = (1x1 conv, BN) on each layer's first block; fc."""
+    keys = {"conv1.weight": (64, 3, 7, 7), **_bn_keys("bn1", 64, tracked)}
+    in_planes = 64
+    for layer, (blocks, planes) in enumerate(((3, 64), (4, 128), (6, 256), (3, 512)), start=1):
+        for i in range(blocks):
+            p = f"layer{layer}.{i}"
+            keys[f"{p}.conv1.weight"] = (planes, in_planes, 1, 1)
+            keys.update(_bn_keys(f"{p}.bn1", planes, tracked))
+            keys[f"{p}.conv2.weight"] = (planes, planes, 3, 3)
+            keys.update(_bn_keys(f"{p}.bn2", planes, tracked))
+            keys[f"{p}.conv3.weight"] = (4 * planes, planes, 1, 1)
+            keys.update(_bn_keys(f"{p}.bn3", 4 * planes, tracked))
+            if i == 0:
+                keys[f"{p}.downsample.0.weight"] = (4 * planes, in_planes, 1, 1)
+                keys.update(_bn_keys(f"{p}.downsample.1", 4 * planes, tracked))
+            in_planes = 4 * planes
+    keys.update({"fc.weight": (classes, 2048), "fc.bias": (classes,)})
+    return keys
+
+
+def _parameter_count(keys: dict) -> int:
+    """Conv/linear weights and biases plus BN affines (not running statistics), as docs/augmix.md §8 counts."""
+    return sum(math.prod(shape) for key, shape in keys.items()
+               if not key.endswith(("running_mean", "running_var", "num_batches_tracked")))
+
+
+# Published facts the tables must reproduce: parameter counts (docs/augmix.md §8; torchvision's 25,557,032 for
+# ResNet-50) and key counts worked by hand, e.g. WRN-40-2: 18 blocks x 12 keys + 3 shortcuts + stem + head BN 5 +
+# fc 2 = 227; ResNet-50: 53 BNs x 5 + 53 convs + fc 2 = 320, 267 without num_batches_tracked.
+@pytest.mark.parametrize("keys,count,params", [
+    (official_wrn_keys(), 227, 2_243_546),
+    (official_wrn_keys(classes=100), 227, 2_255_156),
+    (official_densenet_keys(), 236, 1_059_298),
+    (official_densenet_keys(classes=100), 236, 1_100_428),
+    (official_resnext_keys(), 188, 6_807_882),
+    (official_resnext_keys(classes=100), 188, 6_900_132),
+    (official_allconv_keys(), 65, 1_409_674),
+    (official_allconv_keys(classes=100), 65, 1_427_044),
+    (torchvision_resnet50_keys(), 320, 25_557_032),
+    (torchvision_resnet50_keys(tracked=False), 267, 25_557_032),
+])
+def test_official_tables_reproduce_the_published_sizes(keys, count, params):
+    assert (len(keys), _parameter_count(keys)) == (count, params)
+
+
+def _fake_state(keys: dict, seed: int = 0) -> dict:
+    """Random tensors of the listed shapes (float32; num_batches_tracked an int64 count), in the listed order."""
+    g = torch.Generator().manual_seed(seed)
+    return {k: torch.tensor(1000, dtype=torch.int64) if k.endswith("num_batches_tracked")
+            else torch.randn(shape, generator=g) for k, shape in keys.items()}
+
+
+def _sgd_state_for(state: dict, nesterov: bool) -> dict:
+    """An SGD optimizer state dict as torch writes it: param_groups with parameter indices, momentum buffers."""
+    n = sum(1 for k in state if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+    group = {"lr": 0.1, "momentum": 0.9, "dampening": 0, "weight_decay": 5e-4, "nesterov": nesterov,
+             "params": list(range(n))}
+    return {"state": {0: {"momentum_buffer": torch.zeros(3)}}, "param_groups": [group]}
+
+
+def _assert_loaded_one_to_one(model: nn.Module, state: dict, optional: tuple[str, ...] = ()) -> None:
+    """The model's state dict holds exactly the file's keys (plus ``optional`` suffixes the file may lack), each
+    with the file's tensor."""
+    ours = model.state_dict()
+    assert sorted(k for k in ours if not k.endswith(optional)) == sorted(state)
+    different = [k for k in state if not torch.equal(ours[k].cpu(), state[k])]
+    assert not different, different[:5]
+
+
+@pytest.mark.parametrize("official_name,keys,name,dataset,size_args,label", [
+    ("wrn", official_wrn_keys(), "wrn40_2", "cifar10", {"depth": 40, "width": 2}, "WRN-40-2"),
+    ("wrn", official_wrn_keys(depth=16, widen=4, classes=100), "wrn40_2", "cifar100", {"depth": 16, "width": 4},
+     "WRN-16-4"),
+    ("densenet", official_densenet_keys(), "densenet40_12", "cifar10", {"depth": 40, "width": 12}, "DenseNet-40-12"),
+    ("resnext", official_resnext_keys(classes=100), "resnext29", "cifar100", {"depth": 29, "width": 32},
+     "ResNeXt-29 (4x32d)"),
+    ("allconv", official_allconv_keys(), "allconv", "cifar10", {"width": 96}, "AllConvNet"),
+])
+def test_official_cifar_files_written_from_the_official_names_load_strictly(tmp_path, official_name, keys, name,
+                                                                           dataset, size_args, label):
+    state = _fake_state(keys)
+    # cifar.py's checkpoint dict; the model was wrapped in DataParallel, so every key starts with "module.".
+    ckpt = {"epoch": 199, "dataset": dataset, "model": official_name,
+            "state_dict": {f"module.{k}": v for k, v in state.items()}, "best_acc": 0.9488,
+            "optimizer": _sgd_state_for(state, nesterov=True)}
+    path = _save(ckpt, tmp_path / "checkpoint.pth.tar")
+    model, info = load_model(path)
+    _assert_loaded_one_to_one(model, state)
+    classes = {"cifar10": 10, "cifar100": 100}[dataset]
+    assert info.model_args == {"name": name, "num_classes": classes, **size_args}
+    assert (info.source, info.dataset, info.epoch, info.display_name) == ("augmix-official-cifar", dataset, 199, label)
+
+
+def test_official_imagenet_file_written_from_torchvision_names_loads_strictly(tmp_path):
+    state = _fake_state(torchvision_resnet50_keys())
+    # imagenet.py: epoch, model (the torchvision arch name), the DataParallel state dict, best_acc1, optimizer.
+    ckpt = {"epoch": 89, "model": "resnet50", "state_dict": {f"module.{k}": v for k, v in state.items()},
+            "best_acc1": 0.7753, "optimizer": _sgd_state_for(state, nesterov=False)}
+    path = _save(ckpt, tmp_path / "checkpoint.pth.tar")
+    model, info = load_model(path)
+    _assert_loaded_one_to_one(model, state)
+    assert (info.name, info.source, info.dataset, info.num_classes, info.epoch, info.display_name) == (
+        "resnet50", "augmix-official-imagenet", "imagenet", 1000, 89, "ResNet-50")
+
+
+def test_torchvision_weights_written_from_torchvision_names_load_strictly(tmp_path):
+    state = _fake_state(torchvision_resnet50_keys(tracked=False))
+    path = _save(state, tmp_path / "resnet50-19c8e357.pth")
+    model, info = load_model(path)
+    _assert_loaded_one_to_one(model, state, optional=("num_batches_tracked",))
+    assert (info.source, info.model_args, info.display_name) == (
+        "torchvision", {"name": "resnet50", "num_classes": 1000, "width": 64}, "ResNet-50")
+
+
+def test_the_older_convshortcut_name_loads_from_official_and_our_files(tmp_path):
+    # The third-party WideResNet before the official rename, and this project's earlier checkpoints, name the
+    # shortcut conv "convShortcut"; both load into conv_shortcut.
+    legacy = _fake_state(official_wrn_keys(depth=10, widen=1, shortcut="convShortcut"))
+    current = {k.replace(".convShortcut.", ".conv_shortcut."): v for k, v in legacy.items()}
+    assert sum(".convShortcut." in k for k in legacy) == 2  # blocks 2 and 3 change width at widen factor 1
+    official = {"epoch": 3, "dataset": "cifar10", "model": "wrn",
+                "state_dict": {f"module.{k}": v for k, v in legacy.items()}, "best_acc": 0.5, "optimizer": {}}
+    model, info = load_model(_save(official, tmp_path / "third_party.pth.tar"))
+    _assert_loaded_one_to_one(model, current)
+    assert info.display_name == "WRN-10-1"
+    ours = {"format_version": 1, "model_args": {"name": "wrn40_2", "num_classes": 10, "depth": 10, "width": 1},
+            "model": legacy, "normalization": {"mean": [0.5] * 3, "std": [0.5] * 3}, "dataset": "cifar10",
+            "image_size": 32, "epoch": 12}
+    model, info = load_model(_save(ours, tmp_path / "earlier_run.pt"))
+    _assert_loaded_one_to_one(model, current)
+    assert (info.source, info.epoch) == ("ours", 12)
+
+
+def test_a_tensor_under_both_its_old_and_new_name_is_an_error(tmp_path):
+    state = _fake_state(official_wrn_keys(depth=10, widen=1))
+    state["block2.layer.0.convShortcut.weight"] = state["block2.layer.0.conv_shortcut.weight"].clone()
+    path = _save(state, tmp_path / "both.pt")
+    with pytest.raises(CheckpointError, match=r"key 'block2\.layer\.0\.conv_shortcut\.weight' appears twice, as "
+                                              r"'block2\.layer\.0\.conv_shortcut\.weight' and as "
+                                              r"'block2\.layer\.0\.convShortcut\.weight'"):
+        load_model(path, arch="wrn40_2")
+
+
+def test_model_info_display_name_follows_model_args():
+    def info(name, model_args):
+        return ModelInfo(name=name, num_classes=10, dataset="cifar10", mean=CIFAR_MEAN_STD[0], std=CIFAR_MEAN_STD[1],
+                         image_size=32, source="ours", epoch=0, sha256="0" * 64, model_args=model_args)
+
+    assert info("wrn40_2", {"name": "wrn40_2", "num_classes": 10, "depth": 10, "width": 1}).display_name == "WRN-10-1"
+    assert info("resnet50", {}).display_name == "ResNet-50"  # no model_args: the model's default sizes
+    assert info("tiny", {}).display_name == "tiny"  # a model outside the registry keeps its own name
