@@ -1,26 +1,3 @@
-"""What every benchmark records about where it ran (device, CPU model, threads, versions, load)."""
-
-from __future__ import annotations
-
-import os
-import platform
-
-import numpy as np
-import torch
-
-
-def environment(device: torch.device, peer: str) -> dict:
-    """Device, CPU model, cores, torch threads, torch/CUDA/NumPy versions, the 1-minute load at the start, the GPU
-    name on CUDA, and ``peer`` (what ours is compared with)."""
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    env = {"device": str(device), "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-           "torch": torch.__version__, "cuda": torch.version.cuda, "numpy": np.__version__,
-           "load_avg_start": os.getloadavg()[0], "peer": peer}
-    if device.type == "cuda":
-        env["gpu"] = torch.cuda.get_device_name(device)
-    return env
+"""Kept for the benchmarks not yet switched: ``environment(device, peer)`` is ``runtime.environment.environment_record``."""
+import os; from runtime.environment import environment_record  # noqa: E401, E702
+def environment(device, peer: str) -> dict: return environment_record(device, peer=peer, load_avg_start=os.getloadavg()[0])  # noqa: E501, E704

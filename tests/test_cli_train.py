@@ -22,7 +22,8 @@ def _run(argv: list[str]) -> int:
 @pytest.mark.parametrize("config", SHIPPED)
 def test_every_shipped_config_trains_one_epoch(tmp_path, config, capsys):
     cfg = load_config(config)
-    code = _run(["--config", config, *tiny_overrides(tmp_path, cfg.data.dataset, cfg.model.name)])
+    # Batches of 8 random images: the paper's lr 0.1 may diverge on a shrunk model (a NaN stops with code 3).
+    code = _run(["--config", config, *tiny_overrides(tmp_path, cfg.data.dataset, cfg.model.name), "optim.lr=0.01"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "final clean test error" in out

@@ -29,8 +29,10 @@ SEVERITIES = (1, 2, 3, 4, 5)
 
 @pytest.fixture(scope="module")
 def peer():
-    """The per-image package (imports OpenCV, scikit-image, numba: once per module)."""
-    return pytest.importorskip("imagecorruptions")
+    """The per-image package (imports OpenCV, scikit-image, numba: once per module); a listed requirement."""
+    import imagecorruptions
+
+    return imagecorruptions
 
 
 def _draw_fields(name: str, images: np.ndarray, param: float, seed: int) -> dict:
