@@ -1,4 +1,5 @@
-"""Shared pytest setup: the ``gpu`` marker skips without CUDA; tests run single-threaded-friendly on CPU."""
+"""Shared pytest setup: the ``gpu`` marker skips without CUDA; one intra-op thread per xdist worker, or per module
+with the ``single_thread`` fixture."""
 
 from __future__ import annotations
 
@@ -35,3 +36,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """One intra-op thread for a module (``pytestmark = pytest.mark.usefixtures("single_thread")``): on a shared
+    2-core machine two threads under contention made small tensor ops up to 50x slower (measured)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

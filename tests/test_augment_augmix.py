@@ -15,7 +15,7 @@ from augment import augmix
 from augment import pil_reference as ref
 from augment.augmix import AugMix, ChainDraws, build_augmix, normalize, sample_draws
 from augment.params import AUGMIX_OPS, OPS_WITH_SIGN, OPS_WITHOUT_LEVEL, op_list
-from tests._augment_data import pil, random_images, real_images
+from tests.augment_oracles import pil, random_images, real_images
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 P_VALUE = 1e-3  # seeds are fixed, so each test is deterministic; a correct sampler fails 1 seed in 1000

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import train
-from tests._training_data import tiny_overrides
+from tests.tiny_training import tiny_overrides
 from training.checkpoint import load_checkpoint
 from training.config import CONFIG_DIR, load_config
 

@@ -19,7 +19,7 @@ from corruptions.blur import (
 )
 from corruptions.filters import clipped_zoom, clipped_zoom_sides, gaussian_filter, motion_blur_line, motion_blur_weights
 from corruptions.presets import PARAMS, get_params
-from tests._corruptions_data import (
+from tests.corruption_oracles import (
     PRESET_SIZES,
     glass_offsets,
     photos,
@@ -30,10 +30,11 @@ from tests._corruptions_data import (
     ref_motion_blur,
     ref_zoom_blur,
     sample_images,
-    single_thread,  # noqa: F401 (autouse fixture: one intra-op thread)
     to_nchw,
     to_nhwc,
 )
+
+pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.py
 
 SEVERITIES = (1, 2, 3, 4, 5)
 

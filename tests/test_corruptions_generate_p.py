@@ -25,7 +25,7 @@ from corruptions.sequences import make_sequences, num_frames
 from runtime.files import sha256_file
 from runtime.video import decode_video
 from tests._generation_data import cifar_like, write_image_folder
-from tests._sequences_data import psnr
+from tests.perturbation_oracles import psnr
 
 CIFAR_NAMES = ("gaussian_noise", "translate", "spatter")  # random (frame-0 rule), geometric, random with a recurrence
 FAST = dict(x264_preset="ultrafast")  # the release used veryslow; the bitstream settings are what the test checks

@@ -8,7 +8,7 @@ import torch
 
 from corruptions.noise import gaussian_noise, impulse_noise, shot_noise
 from corruptions.presets import get_params
-from tests._corruptions_data import (
+from tests.corruption_oracles import (
     PRESET_SIZES,
     assert_same_change_statistics,
     hwc_fields,
@@ -19,10 +19,11 @@ from tests._corruptions_data import (
     ref_impulse_noise,
     ref_shot_noise,
     sample_images,
-    single_thread,  # noqa: F401 (autouse fixture: one intra-op thread)
     to_nchw,
     to_nhwc,
 )
+
+pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.py
 
 SEVERITIES = (1, 2, 3, 4, 5)
 

@@ -16,7 +16,7 @@ from corruptions.sequences_geometry import (
     invert3x3,
     tilt_homographies,
 )
-from tests._sequences_data import (
+from tests.perturbation_oracles import (
     brightness_reference,
     center_crop,
     forward_affine,
@@ -153,7 +153,7 @@ def tilt_fixed_point_reference(image: np.ndarray, preset: str) -> np.ndarray:
 def test_tilt_stays_close_to_the_installed_opencv(cifar):
     # OpenCV >= 4.11 interpolates warpPerspective in floating point, so it differs from the 3.4 fixed point by a few
     # grey levels at edges; the mean difference stays small.
-    from tests._sequences_data import tilt_reference
+    from tests.perturbation_oracles import tilt_reference
 
     ours = to_hwc(P.make_sequences(as_batch(cifar), "tilt", "cifar"))
     reference = np.stack([[tilt_reference(image, 0.75 * (i - 15)) for i in range(31)] for image in cifar])
