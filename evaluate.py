@@ -124,7 +124,8 @@ def evaluate_checkpoint(ckpt: str | Path, suites: list[str], options: EvalOption
 
 def _baseline(args: argparse.Namespace, suites: list[str], options: EvalOptions) -> tuple[dict | None, float | None]:
     """-P normalisers from --baseline-results, or from running --baseline-ckpt on the same -P data; and, when that
-    baseline is AlexNet and the clean suite is requested, its clean error for relative mCE (docs/metrics.md §3.3: computed
+    baseline is AlexNet and the clean suite is requested, its clean error for relative mCE (docs/metrics.md §3.3:
+    computed
     with the same pipeline when the weights are available)."""
     if args.baseline_results:
         return perturbation_baseline(load_results(args.baseline_results)), None

@@ -224,18 +224,22 @@ class AugMix(nn.Module):
         """One AugMix view per image.
 
         Args:
-            images: (B, 3, H, W) uint8, any device (after the base crop/flip).
+            images: (B, 3, H, W) uint8, any device (after the base crop/flip); or float in [0, 1] (a ``ToTensor``
+                batch), quantised to uint8 first (the ops are Pillow's 8-bit ops).
             generator: source of every draw, on the images' device; pass one for reproducible views.
             dtype: output dtype (mixing is float32 as in the reference; the cast comes last).
 
         Returns:
             (B, 3, H, W) ``dtype`` normalised views, same device.
         """
+        images = as_uint8(images)
         return self.mix(images, self.sample(images.shape[0], generator, images.device), dtype)
 
     def jsd_views(self, images: Tensor, generator: torch.Generator | None = None,
                   dtype: torch.dtype = torch.float32) -> Tensor:
-        """The JSD batch [clean; aug1; aug2]: (B, 3, H, W) uint8 -> (3B, 3, H, W) ``dtype`` (§1, §6.1 order)."""
+        """The JSD batch [clean; aug1; aug2]: (B, 3, H, W) uint8 (or float in [0, 1]) -> (3B, 3, H, W) ``dtype``,
+        normalised (§1, §6.1 order)."""
+        images = as_uint8(images)
         augmented = self(torch.cat([images, images]), generator, dtype)  # two independent views per image
         return torch.cat([normalize(images, self.mean, self.std, dtype), augmented])
 
@@ -275,6 +279,16 @@ class AugMix(nn.Module):
             mixture += torch.mul(weights[:, i].view(b, 1, 1, 1), chains[:, i], out=term)
         m = skip.view(b, 1, 1, 1)  # m on the mixture, 1 - m on the clean image: the official code's side (§3.2)
         return normalize(images, self.mean, self.std).mul_(1 - m).add_(mixture.mul_(m))
+
+
+def as_uint8(images: Tensor) -> Tensor:
+    """uint8 images unchanged; float images in [0, 1] rounded to the nearest of the 256 levels (``x * 255``)."""
+    if not images.is_floating_point():
+        return images
+    if images.numel() and (images.min() < 0 or images.max() > 1):  # reads two numbers back from the device
+        raise ValueError(f"AugMix expects float images in [0, 1] (or uint8); got values in "
+                         f"[{images.min().item():.4g}, {images.max().item():.4g}]")
+    return images.mul(255).round_().to(torch.uint8)
 
 
 def build_augmix(backend: str = "tensor", severity: int = 3, width: int = 3, depth: int = -1, alpha: float = 1.0,

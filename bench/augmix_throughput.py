@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -28,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import PIL
+import skimage.data
 import torch
 from PIL import Image
 from torchvision import transforms
@@ -37,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from augment.augmix import AugMix  # noqa: E402
 from augment.pil_reference import AugMixPIL  # noqa: E402
+from runtime.environment import environment_record, torch_version_tag  # noqa: E402
 from runtime.files import atomic_write_text  # noqa: E402
 
 SEVERITY = {32: 3, 224: 1}  # the official CIFAR and ImageNet scripts' severities
@@ -64,19 +63,15 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 
 def source_images(size: int, count: int, synthetic: bool) -> np.ndarray:
-    """(count, size, size, 3) uint8: photographs from scikit-image (cycled) unless synthetic or unavailable."""
-    arrays = []
-    if not synthetic:
-        try:
-            import skimage.data
-            for name in ("astronaut", "chelsea", "coffee", "rocket"):
-                arr = getattr(skimage.data, name)()
-                side = min(arr.shape[:2])
-                arrays.append(np.asarray(Image.fromarray(arr[:side, :side]).resize((size, size), Image.BILINEAR)))
-        except ImportError:
-            pass
-    if not arrays:
+    """(count, size, size, 3) uint8: photographs from scikit-image (cycled), or random images with ``synthetic``."""
+    if synthetic:
         arrays = list(np.random.default_rng(0).integers(0, 256, (4, size, size, 3), dtype=np.uint8))
+    else:
+        arrays = []
+        for name in ("astronaut", "chelsea", "coffee", "rocket"):
+            arr = getattr(skimage.data, name)()
+            side = min(arr.shape[:2])
+            arrays.append(np.asarray(Image.fromarray(arr[:side, :side]).resize((size, size), Image.BILINEAR)))
     return np.stack([arrays[i % len(arrays)] for i in range(count)])
 
 
@@ -152,12 +147,8 @@ def _row(label: str, size: int, views: int, seconds: list[float], cores: int | N
 
 
 def environment(args: argparse.Namespace) -> dict:
-    device = torch.device(args.device)
-    return {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-            "torch": torch.__version__, "cuda": torch.version.cuda, "pillow": PIL.__version__,
-            "torch_threads_ours": args.threads, "cpu_count": os.cpu_count(),
-            "dtype": "uint8 ops, float32 mixing", "inputs": "synthetic" if args.synthetic else "photographs",
-            "python": platform.python_version()}
+    return environment_record(args.device, torch_threads_ours=args.threads, dtype="uint8 ops, float32 mixing",
+                              inputs="synthetic" if args.synthetic else "photographs")
 
 
 def render(rows: list[dict], env: dict) -> str:
@@ -184,7 +175,7 @@ def main(args: argparse.Namespace) -> dict:
     print(table)
     if args.save:
         device = "cpu" if args.device == "cpu" else torch.cuda.get_device_name(args.device).split()[-1].lower()
-        name = f"augmix_throughput-{device}-pt{'.'.join(torch.__version__.split('.')[:2])}.md"
+        name = f"augmix_throughput-{device}-{torch_version_tag()}.md"
         atomic_write_text(Path(__file__).resolve().parent / "results" / name, table)
     result = {"bench": "augmix_throughput", "env": env, "rows": rows}
     print("BENCH " + json.dumps(result))

@@ -5,7 +5,7 @@ way (one PIL / OpenCV / scikit-image / SciPy call per frame, as make_cifar_p.py 
     python bench/perturbations_throughput.py [--quick] [--device cpu|cuda] [--threads N] [--synthetic] [--save]
 
 Both run in this process on the same images (scikit-image's public-domain photos; --synthetic: uniform noise).
-The peer is the per-image transcription in tests/_sequences_data.py (the tests' oracle: our output matches it
+The peer is the per-image transcription in tests/perturbation_oracles.py (the tests' oracle: our output matches it
 exactly or within one grey level), with imagecorruptions' NumPy port standing in for Wand/ImageMagick motion blur.
 Sequence work only: no file writing, no H.264 encoding (x264 veryslow costs ~0.5 s per 224-px video on one core).
 The CIFAR-10-P estimate is 10,000 videos of each of the 14 sequences at the measured 32-px rates.
@@ -41,7 +41,7 @@ from corruptions.sequences import (  # noqa: E402
     make_sequences,
 )
 from runtime.environment import environment_record, torch_version_tag  # noqa: E402
-from tests import _sequences_data as R  # noqa: E402
+from tests import perturbation_oracles as R  # noqa: E402
 
 CIFAR_P_VIDEOS = 10_000
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry")
@@ -170,7 +170,7 @@ def environment(device: torch.device) -> dict:
     import cv2
     import PIL
 
-    peer = f"per-image PIL {PIL.__version__} / OpenCV {cv2.__version__} / NumPy (tests/_sequences_data.py)"
+    peer = f"per-image PIL {PIL.__version__} / OpenCV {cv2.__version__} / NumPy (tests/perturbation_oracles.py)"
     return environment_record(device, peer=peer, load_avg_start=os.getloadavg()[0])
 
 

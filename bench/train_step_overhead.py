@@ -6,9 +6,11 @@ pre-made view tensors.
 
 Both steps run the same model, loss (``augment.jsd.AugMixLoss``: CE on the clean view + 12 JSD), Nesterov SGD step
 and batch of B uint8 32x32 images with labels (random: --synthetic is implied, the cost does not depend on the
-content). "ours" builds the [clean; aug1; aug2] batch with ``AugMix.jsd_views`` (tensor backend, every sample its
-own chains) inside the step; "pre-made" feeds a view tensor made once before timing, which is the cost of the
-step with augmentation done elsewhere (e.g. by DataLoader workers). Defaults: WRN-16-2 (wrn40_2 with depth 16,
+content). Both run training's own code: ``training.loop.ViewMaker`` builds the [clean; aug1; aug2] batch (tensor
+backend, ``AugMix.jsd_views``, every sample its own chains, seeded per step as in a run) and
+``training.loop.train_step`` takes the step. "ours" builds the views inside the step; "pre-made" feeds a view
+tensor made once before timing, which is the cost of the step with augmentation done elsewhere (e.g. by DataLoader
+workers). Defaults: WRN-16-2 (wrn40_2 with depth 16,
 width 2), batch 128 (384 images per forward) on CPU; WRN-40-2, batch 128, bf16 autocast and channels_last on CUDA.
 
 A good result: ratio ours / pre-made below 1.15. Steps alternate between the two variants after a warm-up, so both
@@ -20,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -32,10 +32,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from augment.augmix import AugMix  # noqa: E402
+from augment.augmix import AugMix, normalize  # noqa: E402
 from augment.jsd import AugMixLoss  # noqa: E402
 from models import build_model  # noqa: E402
+from runtime.environment import environment_record, torch_version_tag  # noqa: E402
 from runtime.files import atomic_write_text  # noqa: E402
+from training.loop import Stepper, ViewMaker, train_step  # noqa: E402
+from training.optim import build_optimizer, build_scheduler  # noqa: E402
+
+MEAN = STD = (0.5, 0.5, 0.5)  # the CIFAR configs' normalisation
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -58,24 +63,16 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-def make_step(model: torch.nn.Module, args: argparse.Namespace) -> Callable[[torch.Tensor, torch.Tensor], None]:
-    """One training step on a [clean; aug1; aug2] batch: forward, AugMixLoss, backward, Nesterov SGD step."""
-    criterion = AugMixLoss()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+def make_stepper(model: torch.nn.Module, args: argparse.Namespace) -> Stepper:
+    """Training's step state: AugMixLoss (CE + 12 JSD), Nesterov SGD with a cosine schedule, autocast as asked."""
     device = torch.device(args.device)
+    # lr 0.01, not 0.1: the timing does not depend on it, and random labels must never diverge (train_step stops
+    # on a non-finite loss).
+    optimizer = build_optimizer(model, 0.01, 0.9, True, 5e-4, args.batch, False)
+    scheduler = build_scheduler(optimizer, "cosine", 1, args.warmup + args.steps, 1e-6)
+    scaler = torch.amp.GradScaler(device.type, enabled=False)
     amp = torch.bfloat16 if args.amp == "bf16" else None
-    channels_last = device.type == "cuda"
-
-    def step(views: torch.Tensor, labels: torch.Tensor) -> None:
-        if channels_last:
-            views = views.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            loss, _ = criterion(model(views), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
+    return Stepper(model, AugMixLoss(), optimizer, scheduler, scaler, amp, channels_last=device.type == "cuda")
 
 
 def time_step(run: Callable[[], None], device: torch.device) -> float:
@@ -102,16 +99,19 @@ def main(args: argparse.Namespace) -> dict:
     model = build_model(args.model, 10, depth=args.depth, width=args.width).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    step = make_step(model, args)
+    stepper = make_stepper(model, args)
     generator = torch.Generator(device).manual_seed(0)
     images = torch.randint(0, 256, (args.batch, 3, 32, 32), dtype=torch.uint8, generator=generator, device=device)
     labels = torch.randint(0, 10, (args.batch,), generator=generator, device=device)
-    augmix = AugMix(severity=3, compile=args.compile)
-    premade = augmix.jsd_views(images, generator)
+    augmix = AugMix(severity=3, mean=MEAN, std=STD, compile=args.compile)
+    views = ViewMaker("tensor", "augmix", True, augmix, lambda x: normalize(x, MEAN, STD), device, seed=0)
+    counter = iter(range(10**9))  # a new step index per call: fresh draws, as in training
+    make_views = lambda: views((images, labels), epoch=0, step=next(counter))[0]
+    premade = make_views()
     variants = {
-        "ours": lambda: step(augmix.jsd_views(images, generator), labels),
-        "pre-made": lambda: step(premade, labels),
-        "views only": lambda: augmix.jsd_views(images, generator),
+        "ours": lambda: train_step(stepper, make_views(), labels),
+        "pre-made": lambda: train_step(stepper, premade, labels),
+        "views only": make_views,
     }
     seconds = {name: [] for name in variants}
     for round_ in range(args.warmup + args.steps):
@@ -126,11 +126,9 @@ def report(args: argparse.Namespace, seconds: dict[str, list[float]]) -> dict:
     device = torch.device(args.device)
     median = {name: statistics.median(values) for name, values in seconds.items()}
     ratio = median["ours"] / median["pre-made"]
-    env = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-           "torch": torch.__version__, "cuda": torch.version.cuda, "threads": args.threads, "cpu_count": os.cpu_count(),
-           "model": f"{args.model} depth={args.depth} width={args.width}", "batch": args.batch,
-           "forward_batch": 3 * args.batch, "amp": args.amp, "channels_last": device.type == "cuda",
-           "augmix": f"tensor backend, severity 3, compile={args.compile}"}
+    env = environment_record(device, model=f"{args.model} depth={args.depth} width={args.width}", batch=args.batch,
+                             forward_batch=3 * args.batch, amp=args.amp, channels_last=device.type == "cuda",
+                             augmix=f"tensor backend, severity 3, compile={args.compile}")
     lines = ["# Training-step overhead of AugMix + JSD", "",
              "Environment: " + ", ".join(f"{k}={v}" for k, v in env.items()), "",
              "| step | median ms | min-max ms | / pre-made |", "|---|---:|---:|---:|"]
@@ -141,7 +139,7 @@ def report(args: argparse.Namespace, seconds: dict[str, list[float]]) -> dict:
     print(table)
     if args.save:
         tag = "cpu" if device.type == "cpu" else torch.cuda.get_device_name(device).split()[-1].lower()
-        name = f"train_step_overhead-{tag}-pt{'.'.join(torch.__version__.split('.')[:2])}.md"
+        name = f"train_step_overhead-{tag}-{torch_version_tag()}.md"
         atomic_write_text(Path(__file__).resolve().parent / "results" / name, table)
     result = {"bench": "train_step_overhead", "env": env, "ratio": ratio,
               "median_s": median, "min_s": {k: min(v) for k, v in seconds.items()},

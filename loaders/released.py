@@ -266,7 +266,8 @@ class VideoFiles(Dataset):
 
 
 def decoder_versions() -> dict[str, str]:
-    """The image and video decoders in use, for the report (decoders can differ by +-1 grey level, docs/metrics.md §1)."""
+    """The image and video decoders in use, for the report (decoders can differ by +-1 grey level,
+    docs/metrics.md §1)."""
     import PIL
 
     versions = {"image": f"Pillow {PIL.__version__}"}

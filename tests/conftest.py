@@ -1,5 +1,6 @@
-"""Shared pytest setup: the ``gpu`` marker skips without CUDA; tests run single-threaded-friendly on CPU; tiny
-real-format sources for the generation tests (``cifar_like``, ``image_folder``)."""
+"""Shared pytest setup: the ``gpu`` marker skips without CUDA; one intra-op thread per xdist worker, or per module
+with the ``single_thread`` fixture; tiny real-format sources for the generation tests (``cifar_like``,
+``image_folder``)."""
 
 from __future__ import annotations
 
@@ -82,3 +83,15 @@ def image_folder():
     """``image_folder(root, per_class=3, size=(300, 260))``: two WordNet-id folders of ``per_class`` JPEGs (width,
     height = ``size``) under ``root``; returns (samples, classes) in ImageFolder order (sorted classes and names)."""
     return _write_image_folder
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """One intra-op thread for a module (``pytestmark = pytest.mark.usefixtures("single_thread")``): on a shared
+    2-core machine two threads under contention made small tensor ops up to 50x slower (measured)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -15,7 +15,7 @@ from augment import augmix
 from augment import pil_reference as ref
 from augment.augmix import AugMix, ChainDraws, build_augmix, normalize, sample_draws
 from augment.params import AUGMIX_OPS, OPS_WITH_SIGN, OPS_WITHOUT_LEVEL, op_list
-from tests._augment_data import pil, random_images, real_images
+from tests.augment_oracles import pil, random_images, real_images
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 P_VALUE = 1e-3  # seeds are fixed, so each test is deterministic; a correct sampler fails 1 seed in 1000
@@ -254,9 +254,21 @@ def test_invalid_settings_are_rejected_with_the_value(kwargs, message):
         AugMix(**kwargs)
 
 
-def test_non_uint8_images_are_rejected():
+def test_float_images_in_the_unit_range_give_the_views_of_their_uint8_levels():
+    images = _batch(random_images(3, 16))
+    as_float = images.float() / 255  # what ToTensor hands over
+    model = AugMix()
+    assert torch.equal(model.jsd_views(as_float, torch.Generator().manual_seed(1)),
+                       model.jsd_views(images, torch.Generator().manual_seed(1)))
+
+
+def test_other_images_are_rejected_with_what_was_expected():
+    with pytest.raises(ValueError, match=r"float images in \[0, 1\].*got values in \[0, 255\]"):
+        AugMix()(torch.tensor([0.0, 255.0]).repeat(2, 3, 4, 1))
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\) uint8"):
-        AugMix()(torch.rand(2, 3, 8, 8))
+        AugMix()(torch.zeros(2, 1, 8, 8, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\) uint8"):
+        AugMix()(torch.zeros(2, 3, 8, 8, dtype=torch.int32))
 
 
 class _RecordOps(TorchDispatchMode):

@@ -10,7 +10,7 @@ import torch
 from augment import ops
 from augment import pil_reference as ref
 from augment.params import ALL_OPS, AUGMIX_OPS
-from tests._augment_data import OP_PARAMETERS, pil, random_images, real_images
+from tests.augment_oracles import OP_PARAMETERS, pil, random_images, real_images
 
 # Beyond the AugMix ranges of OP_PARAMETERS: identities, the far ends, extrapolating enhance factors (clipped),
 # quarter turns and fractional angles (PIL's special cases go through the same transform).

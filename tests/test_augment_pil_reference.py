@@ -13,7 +13,7 @@ from torchvision import transforms
 
 from augment import params
 from augment import pil_reference as ref
-from tests._augment_data import NUMPY_OPS, OP_PARAMETERS, flip_crop, pil, random_images, real_images
+from tests.augment_oracles import NUMPY_OPS, OP_PARAMETERS, flip_crop, pil, random_images, real_images
 
 AFFINE_OPS = ("rotate", "shear_x", "shear_y", "translate_x", "translate_y")
 

@@ -28,8 +28,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_c_p_and_grid_on_digits_end_to_end_in_subprocesses(tmp_path):
-    from loaders.digits import load_digits
     from corruptions import SEVERITIES
+    from loaders.digits import load_digits
     from loaders.released import load_cifar_c_labels, open_cifar_c, open_cifar_p
 
     _, labels = load_digits(train=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import train
-from tests._training_data import tiny_overrides
+from tests.tiny_training import tiny_overrides
 from training.checkpoint import load_checkpoint
 from training.config import CONFIG_DIR, load_config
 
@@ -22,7 +22,8 @@ def _run(argv: list[str]) -> int:
 @pytest.mark.parametrize("config", SHIPPED)
 def test_every_shipped_config_trains_one_epoch(tmp_path, config, capsys):
     cfg = load_config(config)
-    code = _run(["--config", config, *tiny_overrides(tmp_path, cfg.data.dataset, cfg.model.name)])
+    # Batches of 8 random images: the paper's lr 0.1 may diverge on a shrunk model (a NaN stops with code 3).
+    code = _run(["--config", config, *tiny_overrides(tmp_path, cfg.data.dataset, cfg.model.name), "optim.lr=0.01"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "final clean test error" in out

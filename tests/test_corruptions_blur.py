@@ -19,7 +19,7 @@ from corruptions.blur import (
 )
 from corruptions.filters import clipped_zoom, clipped_zoom_sides, gaussian_filter, motion_blur_line, motion_blur_weights
 from corruptions.presets import PARAMS, get_params
-from tests._corruptions_data import (
+from tests.corruption_oracles import (
     PRESET_SIZES,
     glass_offsets,
     photos,
@@ -30,18 +30,21 @@ from tests._corruptions_data import (
     ref_motion_blur,
     ref_zoom_blur,
     sample_images,
-    single_thread,  # noqa: F401 (autouse fixture: one intra-op thread)
     to_nchw,
     to_nhwc,
 )
+
+pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.py
 
 SEVERITIES = (1, 2, 3, 4, 5)
 
 
 @pytest.fixture(scope="module")
 def peer():
-    """The per-image package (imports OpenCV, scikit-image, numba: once per module)."""
-    return pytest.importorskip("imagecorruptions")
+    """The per-image package (imports OpenCV, scikit-image, numba: once per module); a listed requirement."""
+    import imagecorruptions
+
+    return imagecorruptions
 
 
 # ---------------------------------------------------------------- filters
@@ -162,9 +165,7 @@ def test_motion_blur_weights_and_offsets_follow_the_line_kernel():
 
 
 def test_motion_blur_line_is_bit_identical_to_the_package_port(peer):
-    port = getattr(peer.corruptions, "_motion_blur", None)
-    if port is None:
-        pytest.skip("this imagecorruptions version has no _motion_blur line-kernel port")
+    port = peer.corruptions._motion_blur  # the package's NumPy port of ImageMagick's line kernel
     images = photos(224, 2)
     angles = np.array([-37.3, 12.9])
     ours = motion_blur_line(to_nchw(images).double(), 15, 8, torch.from_numpy(angles))
@@ -280,7 +281,7 @@ def numba_offsets():
     """Replay of the package's glass-blur stream: numba's own generator seeded inside compiled code, one
     ``randint(-delta, delta, size=2)`` per visited pixel in visiting order. Returns (size, delta, iterations, seed)
     -> (iterations, P, 2) offsets. Compiled once per module."""
-    numba = pytest.importorskip("numba")
+    import numba  # installed with imagecorruptions-imaug
 
     @numba.njit
     def draw(size, delta, iterations, seed):

@@ -8,7 +8,7 @@ import torch
 from skimage.color import hsv2rgb, rgb2hsv
 
 from corruptions.color import hsv_to_rgb, rgb_to_hsv
-from tests._weather_data import photos
+from tests.corruption_oracles import photos
 
 
 def _chw(x: np.ndarray) -> torch.Tensor:

@@ -8,7 +8,7 @@ import torch
 
 from corruptions.digital import _box_windows, contrast, elastic_transform, jpeg_compression, pixelate
 from corruptions.presets import get_params
-from tests._corruptions_data import (
+from tests.corruption_oracles import (
     PRESET_SIZES,
     photos,
     ref_contrast,
@@ -16,18 +16,21 @@ from tests._corruptions_data import (
     ref_jpeg,
     ref_pixelate,
     sample_images,
-    single_thread,  # noqa: F401 (autouse fixture: one intra-op thread)
     to_nchw,
     to_nhwc,
 )
+
+pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.py
 
 SEVERITIES = (1, 2, 3, 4, 5)
 
 
 @pytest.fixture(scope="module")
 def peer():
-    """The per-image package (imports OpenCV, scikit-image, numba: once per module)."""
-    return pytest.importorskip("imagecorruptions")
+    """The per-image package (imports OpenCV, scikit-image, numba: once per module); a listed requirement."""
+    import imagecorruptions
+
+    return imagecorruptions
 
 
 @pytest.mark.parametrize("severity", SEVERITIES)

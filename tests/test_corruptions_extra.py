@@ -14,28 +14,21 @@ from scipy.ndimage import gaussian_filter as scipy_gaussian
 from corruptions import SEVERITIES, get_corruption
 from corruptions.extra import canny_edges, distance_transform_chamfer, equalize_hist, water_distance_map
 from corruptions.presets import PRESETS, get_params
-from tests._weather_data import (
-    digits,
+from tests.corruption_oracles import (
     photos,
     ref_gaussian_blur,
     ref_saturate,
     ref_spatter,
     ref_speckle,
-    sample_images,
-    to_numpy,
-    to_tensor,
+    tinted_digits,
+    to_nchw,
+    to_nhwc,
 )
-
-EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
-RANDOM = ("speckle_noise", "spatter")
-# Monotone in mean |corrupted - clean| by construction (sigma grows). Not: saturate (0.3, 0.1 desaturate, then
-# 1.5..30 oversaturate) and spatter (water severities 1-3, then mud 4-5 with another mask).
-MONOTONE = ("speckle_noise", "gaussian_blur")
 
 
 @functools.cache
 def _images(preset: str) -> np.ndarray:
-    return sample_images(PRESETS[preset])  # 4 photographs + 2 digits, (6, S, S, 3) uint8
+    return np.concatenate([photos(PRESETS[preset]), tinted_digits(PRESETS[preset])])  # (6, S, S, 3) uint8
 
 
 def _seeded(seed: int) -> torch.Generator:
@@ -47,20 +40,11 @@ def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> int:
 
 
 @pytest.mark.parametrize("preset", list(PRESETS))
-@pytest.mark.parametrize("name", MONOTONE)
-def test_change_grows_with_severity(name, preset):
-    images = to_tensor(_images(preset))
-    change = [(get_corruption(name)(images, s, preset, _seeded(3)).float() - images.float()).abs().mean().item()
-              for s in SEVERITIES]
-    assert all(b > a for a, b in zip(change, change[1:])), change
-
-
-@pytest.mark.parametrize("preset", list(PRESETS))
 @pytest.mark.parametrize("name", ["gaussian_blur", "saturate"])
 def test_deterministic_ones_are_bit_identical_to_the_reference(name, preset):
     images = _images(preset)
     for severity in SEVERITIES:
-        ours = to_numpy(get_corruption(name)(to_tensor(images), severity, preset))
+        ours = to_nhwc(get_corruption(name)(to_nchw(images), severity, preset))
         if preset == "imagenet":  # §11: the per-image package is bit-identical to ImageNet-C for both
             import imagecorruptions
 
@@ -88,10 +72,10 @@ def test_speckle_with_the_reference_noise_is_bit_identical(preset):
         rng = np.random.RandomState(severity)
         noise = np.stack([rng.normal(size=x.shape, scale=get_params(preset, "speckle_noise", severity))
                           for x in images])  # (N, H, W, 3), the reference's draw per image
-        ours = get_corruption("speckle_noise")(to_tensor(images), severity, preset,
+        ours = get_corruption("speckle_noise")(to_nchw(images), severity, preset,
                                                noise=torch.from_numpy(noise.transpose(0, 3, 1, 2)))
         expected = np.stack([ref_speckle(x, z) for x, z in zip(images, noise)])
-        assert np.array_equal(to_numpy(ours), expected), severity
+        assert np.array_equal(to_nhwc(ours), expected), severity
 
 
 def test_speckle_and_spatter_at_224_match_the_peer_given_its_draws():
@@ -112,7 +96,7 @@ def test_speckle_and_spatter_at_224_match_the_peer_given_its_draws():
                 p = get_params("imagenet", name, severity)
                 fields = {"liquid_noise": torch.from_numpy(
                     np.stack([rng.normal(size=(224, 224), loc=p.loc, scale=p.scale) for _ in images]))}
-            ours = to_numpy(get_corruption(name)(to_tensor(images), severity, "imagenet", **fields))
+            ours = to_nhwc(get_corruption(name)(to_nchw(images), severity, "imagenet", **fields))
             assert _max_abs_diff(ours, peer) <= tolerance, (name, severity)
 
 
@@ -128,7 +112,7 @@ def test_spatter_with_the_reference_layer_is_within_one_grey_level_of_the_transc
     images = _images(preset)
     for severity in SEVERITIES:
         liquid = _liquid(preset, severity, len(images), seed=severity)
-        ours = to_numpy(get_corruption("spatter")(to_tensor(images), severity, preset,
+        ours = to_nhwc(get_corruption("spatter")(to_nchw(images), severity, preset,
                                                   liquid_noise=torch.from_numpy(liquid)))
         expected = np.stack([ref_spatter(x, get_params(preset, "spatter", severity), q)
                              for x, q in zip(images, liquid)])
@@ -145,11 +129,11 @@ def test_spatter_reproduces_the_uint8_wrap_of_layers_above_one():
     wrapped = np.flatnonzero((smooth >= 256 / 255).any(axis=(1, 2)))
     assert len(wrapped) >= 2
     images = np.repeat(photos(32)[:1], len(wrapped), axis=0)
-    ours = to_numpy(get_corruption("spatter")(to_tensor(images), 3, "cifar",
+    ours = to_nhwc(get_corruption("spatter")(to_nchw(images), 3, "cifar",
                                               liquid_noise=torch.from_numpy(liquid[wrapped])))
     expected = np.stack([ref_spatter(x, params, q) for x, q in zip(images, liquid[wrapped])])
     assert np.array_equal(ours, expected)
-    clipped = to_numpy(get_corruption("spatter")(to_tensor(images), 3, "cifar", clip_layer=True,
+    clipped = to_nhwc(get_corruption("spatter")(to_nchw(images), 3, "cifar", clip_layer=True,
                                                  liquid_noise=torch.from_numpy(liquid[wrapped])))
     assert not np.array_equal(clipped, ours)  # the corrected variant fills the holes
 
@@ -157,7 +141,7 @@ def test_spatter_reproduces_the_uint8_wrap_of_layers_above_one():
 def test_spatter_with_an_empty_water_mask_leaves_the_image_unchanged():
     # The reference divides 0 by 0 and its cast turns the NaN image black; we document "no spatter" instead:
     # the float32 round trip uint8(float32(x / 255) * 255), which is x itself for every uint8 value.
-    images = to_tensor(photos(32)[:2])
+    images = to_nchw(photos(32)[:2])
     out = get_corruption("spatter")(images, 1, "cifar", liquid_noise=torch.zeros(2, 32, 32, dtype=torch.float64))
     assert torch.equal(out, images)
     assert ref_spatter(photos(32)[0], get_params("cifar", "spatter", 1), np.zeros((32, 32))).max() == 0
@@ -190,7 +174,7 @@ def test_water_distance_map_equals_the_opencv_chain_image_by_image(side):
 
 @pytest.mark.parametrize("side", [32, 224])
 def test_canny_equals_opencv_on_photos_digits_and_noise(side):
-    grey = np.concatenate([photos(side), digits(side)]).mean(axis=-1).astype(np.uint8)
+    grey = np.concatenate([photos(side), tinted_digits(side)]).mean(axis=-1).astype(np.uint8)
     noise = np.random.default_rng(0).integers(0, 256, (2, side, side), dtype=np.uint8)
     images = np.concatenate([grey, noise])
     for image, edges in zip(images, canny_edges(torch.from_numpy(images))):
@@ -221,17 +205,3 @@ def test_liquid_noise_is_checked_with_an_error_naming_it():
     with pytest.raises(ValueError, match=r"liquid_noise.*\(2, 32, 32\)"):
         get_corruption("spatter")(torch.zeros(2, 3, 32, 32, dtype=torch.uint8), 1, "cifar",
                                   liquid_noise=torch.zeros(32, 32))
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize("name", EXTRA)
-def test_cuda_output_matches_cpu_given_the_same_fields(name):
-    images = to_tensor(_images("tiny"))
-    n = images.shape[0]
-    for severity in SEVERITIES:
-        fields = {"speckle_noise": {"noise": 0.2 * torch.randn(n, 3, 64, 64, dtype=torch.float64)},
-                  "spatter": {"liquid_noise": torch.from_numpy(_liquid("tiny", severity, n, seed=0))}}.get(name, {})
-        cpu = get_corruption(name)(images, severity, "tiny", **fields)
-        cuda = get_corruption(name)(images.cuda(), severity, "tiny", **{k: v.cuda() for k, v in fields.items()})
-        assert cuda.device.type == "cuda"
-        assert (cuda.cpu().int() - cpu.int()).abs().max() <= 1

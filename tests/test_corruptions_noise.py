@@ -1,4 +1,5 @@
-"""Noise corruptions (docs/corruptions.md §5.1-§5.3): bit-exact given the reference's draws, same statistics otherwise."""
+"""Noise corruptions (docs/corruptions.md §5.1-§5.3): bit-exact given the reference's draws, same statistics
+otherwise."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 
 from corruptions.noise import gaussian_noise, impulse_noise, shot_noise
 from corruptions.presets import get_params
-from tests._corruptions_data import (
+from tests.corruption_oracles import (
     PRESET_SIZES,
     assert_same_change_statistics,
     hwc_fields,
@@ -19,18 +20,21 @@ from tests._corruptions_data import (
     ref_impulse_noise,
     ref_shot_noise,
     sample_images,
-    single_thread,  # noqa: F401 (autouse fixture: one intra-op thread)
     to_nchw,
     to_nhwc,
 )
+
+pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.py
 
 SEVERITIES = (1, 2, 3, 4, 5)
 
 
 @pytest.fixture(scope="module")
 def peer():
-    """The per-image package (imports OpenCV, scikit-image, numba: once per module)."""
-    return pytest.importorskip("imagecorruptions")
+    """The per-image package (imports OpenCV, scikit-image, numba: once per module); a listed requirement."""
+    import imagecorruptions
+
+    return imagecorruptions
 
 
 def _draw_fields(name: str, images: np.ndarray, param: float, seed: int) -> dict:

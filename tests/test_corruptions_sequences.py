@@ -16,7 +16,7 @@ from corruptions.sequences_geometry import (
     invert3x3,
     tilt_homographies,
 )
-from tests._sequences_data import (
+from tests.perturbation_oracles import (
     brightness_reference,
     center_crop,
     forward_affine,
@@ -90,7 +90,8 @@ def test_perturbation_sets_follow_the_spec():
 
 
 def test_frame_counts_are_the_released_ones():
-    # docs/corruptions.md §8.2: 31 frames, except CIFAR-P motion_blur (21) and translate (16), ImageNet-P translate (41);
+    # docs/corruptions.md §8.2: 31 frames, except CIFAR-P motion_blur (21) and translate (16),
+    # ImageNet-P translate (41);
     # difficulty variants keep their base length
     short = {("cifar", "motion_blur"): 21, ("cifar", "translate"): 16, ("imagenet", "translate"): 41}
     for preset in ("cifar", "imagenet"):
@@ -153,7 +154,7 @@ def tilt_fixed_point_reference(image: np.ndarray, preset: str) -> np.ndarray:
 def test_tilt_stays_close_to_the_installed_opencv(cifar):
     # OpenCV >= 4.11 interpolates warpPerspective in floating point, so it differs from the 3.4 fixed point by a few
     # grey levels at edges; the mean difference stays small.
-    from tests._sequences_data import tilt_reference
+    from tests.perturbation_oracles import tilt_reference
 
     ours = to_hwc(P.make_sequences(as_batch(cifar), "tilt", "cifar"))
     reference = np.stack([[tilt_reference(image, 0.75 * (i - 15)) for i in range(31)] for image in cifar])

@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import pytest
@@ -66,7 +66,7 @@ def tracked_files() -> tuple[str, ...]:
     return tuple(sorted(n.replace(os.sep, "/") for n in names if (ROOT / n).is_file()))
 
 
-@lru_cache(maxsize=None)
+@cache
 def text_of(name: str) -> str | None:
     """The file's text, or None for binary files (images, archives)."""
     data = (ROOT / name).read_bytes()
@@ -117,7 +117,7 @@ def markdown_links() -> list[Citation]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def heading_sections(target: str) -> frozenset[str]:
     """The section numbers written in the headings of a Markdown document ("## §5 ..." -> "5")."""
     numbers = set()

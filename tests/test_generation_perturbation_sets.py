@@ -18,7 +18,7 @@ from generation.perturbation_sets import PerturbationConfig, generate_cifar_p, g
 from generation.sources import resize_shorter_side
 from runtime.files import sha256_file
 from runtime.video import decode_video
-from tests._sequences_data import psnr
+from tests.perturbation_oracles import psnr
 
 CIFAR_NAMES = ("gaussian_noise", "translate", "spatter")  # random (frame-0 rule), geometric, random with a recurrence
 FAST = dict(x264_preset="ultrafast")  # the release used veryslow; the bitstream settings are what the test checks

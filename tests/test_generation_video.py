@@ -11,7 +11,7 @@ from generation import video
 from generation.sources import resize_shorter_side
 from runtime.files import sha256_file
 from runtime.video import decode_video
-from tests._sequences_data import psnr
+from tests.perturbation_oracles import psnr
 
 
 @pytest.mark.parametrize("pix_fmt", video.PIX_FMTS)

@@ -211,7 +211,8 @@ def _wrn_reference(s, x, n):
 
 
 def _densenet_reference(s, x, n):
-    """docs/augmix.md §8 DenseNet (non-BC): each layer concatenates 12 new channels; transitions keep width, pool 2x2."""
+    """docs/augmix.md §8 DenseNet (non-BC): each layer concatenates 12 new channels; transitions keep width,
+    pool 2x2."""
     x = _conv(s, "conv1", x)
     for block in (1, 2, 3):
         for i in range(n):

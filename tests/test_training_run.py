@@ -14,7 +14,7 @@ import torch
 
 import training.loop
 from runtime.files import sha256_file
-from tests._training_data import tiny_overrides
+from tests.tiny_training import tiny_overrides
 from training.checkpoint import load_checkpoint
 from training.config import ConfigError, load_config
 from training.loop import NonFiniteLossError

@@ -62,9 +62,7 @@ class ViewMaker:
         self.generator.manual_seed(derive_seed(self.seed, epoch, step, 1))
         if not self.jsd:
             return self.augmix(images, generator=self.generator), labels
-        aug1 = self.augmix(images, generator=self.generator)
-        aug2 = self.augmix(images, generator=self.generator)
-        return torch.cat([self.normalize(images), aug1, aug2]), labels  # (3B, 3, H, W)
+        return self.augmix.jsd_views(images, generator=self.generator), labels  # (3B, 3, H, W): [clean; aug1; aug2]
 
 
 def train_step(s: Stepper, inputs: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor], Tensor]:
