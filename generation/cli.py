@@ -182,6 +182,17 @@ def _start(args: argparse.Namespace) -> Shard:
     return resolve_shard(args.shard)
 
 
+def _device(args: argparse.Namespace) -> str:
+    """``--device``, resolved; under torchrun a bare ``cuda`` means this process's GPU (LOCAL_RANK)."""
+    from runtime.distributed import dist_env
+
+    device = resolve_device(args.device)
+    env = dist_env()
+    if device.type == "cuda" and device.index is None and args.shard is None and env.enabled:
+        device = resolve_device(f"cuda:{env.local_rank}")
+    return str(device)
+
+
 def finalize(args: argparse.Namespace, listed: str) -> dict:
     """``--finalize``: assemble and complete the set in ``--out`` from its shards' chunks; returns its manifest."""
     from generation.corruption_sets import finalize_corruption_set
@@ -215,7 +226,7 @@ def run_c(args: argparse.Namespace) -> dict:
     if args.finalize:
         return finalize(args, "corruptions")
     shard = _start(args)
-    device = str(resolve_device(args.device))
+    device = _device(args)
     source = open_source(args.source, args.data_root, args.limit)
     config = GenerationConfig(
         preset=args.preset or ("imagenet" if source.is_folder else "cifar"),
@@ -241,7 +252,7 @@ def run_p(args: argparse.Namespace) -> dict:
     perturbations = args.perturbations or (PERTURBATIONS if args.difficulty == 1 else NOISE_PERTURBATIONS)
     for name in perturbations:  # fail before any work on an impossible difficulty
         resolve_perturbation(name, args.difficulty)
-    device = str(resolve_device(args.device))
+    device = _device(args)
     source = open_source(args.source, args.data_root, args.limit)
     config = PerturbationConfig(
         preset=preset, perturbations=perturbations, difficulty=args.difficulty, seed=args.seed,

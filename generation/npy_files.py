@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from generation.output import (
-    ForeignFilesError,
     WORK_DIR,
+    ForeignFilesError,
     OutputFolder,
     discard_work,
     file_is_good,

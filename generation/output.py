@@ -180,8 +180,9 @@ class OutputFolder:
     only way to change the manifest: it re-reads it, and for a shard holds ``.shards/manifest/`` meanwhile.
     """
 
-    def __init__(self, out_dir: str | os.PathLike, shard: Shard = Shard(), wait_s: float = MANIFEST_LOCK_WAIT_S):
-        self.out_dir, self.shard, self.wait_s = Path(out_dir), shard, wait_s
+    def __init__(self, out_dir: str | os.PathLike, shard: Shard | None = None,
+                 wait_s: float = MANIFEST_LOCK_WAIT_S):
+        self.out_dir, self.shard, self.wait_s = Path(out_dir), shard or Shard(), wait_s
         self.manifest: dict[str, Any] | None = None
 
     @contextlib.contextmanager
