@@ -3,16 +3,14 @@
 
 Randomness follows the chunk-seeding contract of corruptions/chunks.py: chunk ``k`` of ``(corruption, severity)``
 has its own generator, so a resumed run, a subset of corruptions or severities, or a single unit regenerated later
-gives the same bytes as one full run (same device type and chunk size, both recorded and checked on resume). The
+gives the same bytes as one full run (same device type and chunk size, both recorded and checked on resume), and so
+do the shards of a job (generation/shards.py: chunk k of a (corruption, severity) is one item). The
 reference generator drew from unseeded NumPy in 4 DataLoader workers (§9 item 10): no released random field can be
 reproduced, so generated sets are marked as such in their manifest.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -26,21 +24,13 @@ from corruptions import ALL_CORRUPTIONS, SEVERITIES
 from corruptions.chunks import C_CHUNK_SIZE, corrupt_batch, corruption_chunk_generator
 from corruptions.presets import PRESETS, check_image_size, check_preset
 from generation import jpeg_files as J
-from generation.npy_files import NpyChunk, write_labels, write_npy_file
-from generation.output import (
-    WORK_DIR,
-    discard_work,
-    finish_output,
-    libjpeg_version,
-    open_output,
-    record_file,
-    remove_stale_temps,
-    save_manifest,
-)
-from generation.pipeline import chunk_rows, num_chunks, progress_bar, write_chunks
+from generation.npy_files import NpyFile, check_npy_files, finalize_npy_files, write_labels, write_npy_set
+from generation.output import OutputFolder, finish_output, libjpeg_version
+from generation.pipeline import num_chunks
+from generation.shards import Shard
 from generation.sources import array_source, decode_chunks, folder_source, preset_transform
+from generation.trees import TreeUnit, check_tree_units, finalize_tree_from_records, write_tree
 from runtime.environment import environment_record
-from runtime.files import atomic_write_text
 
 LAYOUT_NPY = "cifar-c-npy"        # <corruption>.npy (S*N, H, W, 3) + labels.npy, §7.1
 LAYOUT_JPEG = "imagenet-c-jpeg"   # <corruption>/<severity>/<wnid>/<name>.JPEG, §7.2 / §7.3
@@ -65,6 +55,7 @@ class GenerationConfig:
     verify: bool = False                   # on resume re-hash finished files (default: size / existence)
     progress: bool | None = None           # tqdm bars; None = only when stderr is a TTY
     source: dict[str, Any] = field(default_factory=dict)  # name and path of the dataset, for the manifest
+    shard: Shard = Shard()                 # this process's share of the work (0/1: all of it)
 
     def chunk_size(self) -> int:
         return self.batch_size or C_CHUNK_SIZE[self.preset]
@@ -85,6 +76,8 @@ class GenerationConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
 
     def settings(self, layout: str) -> dict[str, Any]:
         """The byte-determining settings stored in the manifest and compared on resume."""
@@ -93,13 +86,22 @@ class GenerationConfig:
                 "seeding": "derive_seed(seed, ALL_CORRUPTIONS.index(corruption), severity, chunk)"}
 
 
-def _open(out_dir: Path, layout: str, config: GenerationConfig, source: dict[str, Any]) -> dict[str, Any]:
+def _opening(folder: OutputFolder, layout: str, config: GenerationConfig, source: dict[str, Any]):
     environment = environment_record(config.device, libjpeg=libjpeg_version())
-    return open_output(out_dir, layout, config.settings(layout), source, "corruptions", GENERATED_NOTE, environment)
+    return folder.opening(layout, config.settings(layout), source, "corruptions", GENERATED_NOTE, environment,
+                          config.corruptions)
 
 
-def _finish(out_dir: Path, manifest: dict[str, Any], config: GenerationConfig, is_done: Callable[[str], bool]) -> None:
-    finish_output(out_dir, manifest, "corruptions", [c for c in ALL_CORRUPTIONS if is_done(c)], config.corruptions)
+def _finish(folder: OutputFolder, is_done: Callable[[dict, str], bool]) -> dict:
+    with folder.editing() as manifest:
+        finish_output(folder.out_dir, manifest, "corruptions", [c for c in ALL_CORRUPTIONS if is_done(manifest, c)])
+    return manifest
+
+
+def npy_files(corruptions: Sequence[str], severities: Sequence[int], n: int, side: int) -> list[NpyFile]:
+    """The ``<corruption>.npy`` files of a CIFAR-C set: (S*N, side, side, 3), one unit per severity."""
+    return [NpyFile(c, (len(severities) * n, side, side, 3), tuple((c, s) for s in severities),
+                    {"severities": list(severities)}) for c in corruptions]
 
 
 def generate_cifar_c(images: np.ndarray, labels: np.ndarray, out_dir: str | Path,
@@ -110,36 +112,46 @@ def generate_cifar_c(images: np.ndarray, labels: np.ndarray, out_dir: str | Path
         images: (N, H, W, 3) uint8 RGB test images in test-set order; H = W = the preset's size.
         labels: (N,) class indices; stored as uint8 (int64 above 255 classes).
         out_dir: output folder; resumed when it holds a manifest of a run with the same settings.
-        config: preset, corruptions, severities, seed, device, chunk size.
+        config: preset, corruptions, severities, seed, device, chunk size, shard.
         on_chunk: called after each newly written chunk (progress hooks; tests raise from it).
 
     Returns:
-        The manifest as written to ``<out_dir>/manifest.json``.
+        The manifest as written to ``<out_dir>/manifest.json`` (``complete`` once every requested file is there;
+        a shard leaves that to the last shard to finish).
     """
     config.validate()
     images, labels, source = array_source(images, labels, config.source)
     check_image_size(config.preset, images.shape[1], images.shape[2])
-    out_dir = Path(out_dir)
-    manifest = _open(out_dir, LAYOUT_NPY, config, source)
-    write_labels(out_dir, manifest, labels, len(config.severities))
     n, b = len(images), config.chunk_size()
-    shape = (len(config.severities) * n, *images.shape[1:])
+    files = npy_files(config.corruptions, config.severities, n, images.shape[1])
     clean = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(config.device)  # (N,H,W,3)->(N,3,H,W)
 
-    def chunk(corruption: str, severity: int, k: int) -> NpyChunk:
-        def make() -> np.ndarray:
-            generator = corruption_chunk_generator(config.seed, corruption, severity, k, clean.device)
-            out = corrupt_batch(clean[k * b:(k + 1) * b], corruption, severity, config.preset, generator)
-            return out.permute(0, 2, 3, 1).cpu().numpy()  # (B,3,H,W) -> (B,H,W,3)
-        return NpyChunk(f"{severity}/chunk_{k:05d}.npy", len(chunk_rows(n, b, k)), make, (corruption, severity, k))
+    def make(unit: tuple[str, int], k: int) -> np.ndarray:
+        generator = corruption_chunk_generator(config.seed, unit[0], unit[1], k, clean.device)
+        out = corrupt_batch(clean[k * b:(k + 1) * b], unit[0], unit[1], config.preset, generator)
+        return out.permute(0, 2, 3, 1).cpu().numpy()  # (B,3,H,W) -> (B,H,W,3)
 
-    with progress_bar(config.progress, len(config.corruptions) * shape[0], "CIFAR-C", "img") as bar:
-        for corruption in config.corruptions:
-            chunks = [chunk(corruption, s, k) for s in config.severities for k in range(num_chunks(n, b))]
-            write_npy_file(out_dir, manifest, corruption, shape, chunks, config.verify, bar.update, on_chunk,
-                           severities=list(config.severities))
-    _finish(out_dir, manifest, config, lambda c: f"{c}.npy" in manifest["files"])
-    return manifest
+    folder = OutputFolder(out_dir, config.shard)
+    with folder.claim():
+        with _opening(folder, LAYOUT_NPY, config, source) as manifest:
+            write_labels(folder.out_dir, manifest, labels, len(config.severities))
+            done = check_npy_files(folder.out_dir, manifest, files, config.verify)
+        write_npy_set(folder, files, done, n, b, make, config.progress, "CIFAR-C", "img", on_chunk)
+        return _finish(folder, lambda manifest, c: f"{c}.npy" in manifest["files"])
+
+
+def jpeg_entry(preset: str) -> dict[str, Any]:
+    """The manifest fields of a finished ``<corruption>/<severity>`` folder besides its checksums."""
+    side = PRESETS[preset]
+    return {"shape": [side, side, 3], "dtype": "uint8",
+            "encoding": f"JPEG quality {J.JPEG_QUALITY}, optimize={J.JPEG_OPTIMIZE}, Pillow default 4:2:0"}
+
+
+def tree_units(corruptions: Sequence[str], severities: Sequence[int], relnames: Sequence[tuple[str, str]],
+               preset: str) -> list[TreeUnit]:
+    """The ``<corruption>/<severity>`` folders of an ImageNet-C tree."""
+    return [TreeUnit((c, s), tuple(J.jpeg_relpath(c, s, wnid, name) for wnid, name in relnames), jpeg_entry(preset))
+            for c in corruptions for s in severities]
 
 
 def generate_imagenet_c(samples: Sequence[tuple[str | Path, int]], classes: Sequence[str], out_dir: str | Path,
@@ -155,7 +167,7 @@ def generate_imagenet_c(samples: Sequence[tuple[str | Path, int]], classes: Sequ
         classes: class folder names (WordNet ids), indexed by the class index.
         out_dir: output folder; resumed when it holds a manifest of a run with the same settings.
         config: preset ("imagenet": Resize(256) + CenterCrop(224)), corruptions, severities, seed, device,
-            chunk size, workers (decode processes and encoder threads).
+            chunk size, workers (decode processes and encoder threads), shard.
         on_chunk: called after each chunk's files and record are on disk.
 
     Returns:
@@ -163,104 +175,44 @@ def generate_imagenet_c(samples: Sequence[tuple[str | Path, int]], classes: Sequ
     """
     config.validate()
     relnames, source = folder_source(samples, classes, config.source)
-    out_dir = Path(out_dir)
-    manifest = _open(out_dir, LAYOUT_JPEG, config, source)
-    b, n = config.chunk_size(), len(samples)
-    todo = {}  # unit -> chunks still to write
-    for unit in [(c, s) for c in config.corruptions for s in config.severities]:
-        if not _jpeg_unit_done(out_dir, manifest, unit, n, config.verify):
-            todo[unit] = {k for k in range(num_chunks(n, b)) if not _chunk_record_ok(out_dir, unit, k, b, n)}
-    for unit in [u for u, chunks in todo.items() if not chunks]:  # killed between last chunk and finalisation
-        _finalise_unit(out_dir, manifest, unit, n, b, classes)
-    needed = sorted(set().union(*todo.values())) if todo else []
-    if needed:
-        _jpeg_chunks(samples, classes, relnames, needed, todo, out_dir, manifest, config, on_chunk)
-    _finish(out_dir, manifest, config, lambda c: all(f"{c}/{s}" in manifest["files"] for s in config.severities))
-    return manifest
+    b = config.chunk_size()
+    units = tree_units(config.corruptions, config.severities, relnames, config.preset)
 
+    def decode(chunks: list[int]):
+        return decode_chunks([p for p, _ in samples], preset_transform(config.preset), chunks, b, config.workers,
+                             config.device)
 
-def _jpeg_chunks(samples, classes, relnames, needed: list[int], todo: dict, out_dir: Path, manifest: dict,
-                 config: GenerationConfig, on_chunk: ChunkHook | None) -> None:
-    """Decode each needed chunk once, corrupt it for every unit that lacks it, encode on the thread pool."""
-    b, n = config.chunk_size(), len(samples)
-    total = sum(len(chunk_rows(n, b, k)) for chunks in todo.values() for k in chunks)
-
-    def render(unit: tuple[str, int], k: int, clean: torch.Tensor) -> list[Callable[[], tuple[str, str]]]:
+    def render(unit: tuple[str, int], k: int, clean: torch.Tensor,
+               relpaths: list[str]) -> list[Callable[[], tuple[str, str]]]:
         generator = corruption_chunk_generator(config.seed, unit[0], unit[1], k, clean.device)
         out = corrupt_batch(clean, unit[0], unit[1], config.preset, generator)
         images = out.permute(0, 2, 3, 1).cpu().numpy()  # (B,3,S,S) -> (B,S,S,3)
-        relpaths = [J.jpeg_relpath(*unit, wnid, name) for wnid, name in relnames[k * b:k * b + b]]
-        return [partial(_write_listed_jpeg, out_dir, rel, image) for rel, image in zip(relpaths, images)]
+        chunk = [J.jpeg_relpath(*unit, wnid, name) for wnid, name in relnames[k * b:k * b + b]]
+        wanted = set(relpaths)
+        return [partial(J.write_listed_jpeg, folder.out_dir, rel, image)
+                for rel, image in zip(chunk, images) if rel in wanted]
 
-    def written(unit: tuple[str, int], k: int, entries: list[tuple[str, str]]) -> None:
-        os.sync()  # the JPEGs skip per-file fsync (4.75M files); one flush before the record vouches for them
-        atomic_write_text(_chunk_record(out_dir, unit, k), J.format_checksums(entries))
-        todo[unit].discard(k)
-        bar.update(len(entries))
-        if on_chunk is not None:
-            on_chunk(unit[0], unit[1], k)
-        if not todo[unit]:
-            _finalise_unit(out_dir, manifest, unit, n, b, classes)
-
-    chunks = decode_chunks([p for p, _ in samples], preset_transform(config.preset), needed, b, config.workers,
-                           config.device)
-    with progress_bar(config.progress, total, "ImageNet-C", "img") as bar:
-        write_chunks(chunks, todo, render, written, config.workers, max_pending=2 * max(1, config.workers) + 2)
+    folder = OutputFolder(out_dir, config.shard)
+    with folder.claim():
+        with _opening(folder, LAYOUT_JPEG, config, source) as manifest:
+            done = check_tree_units(folder.out_dir, manifest, units, b, config.verify)
+        write_tree(folder, units, done, b, classes, decode, render, config.verify, config.workers,
+                   2 * max(1, config.workers) + 2, config.progress, "ImageNet-C", "img", on_chunk)
+        return _finish(folder, lambda manifest, c: all(f"{c}/{s}" in manifest["files"] for s in config.severities))
 
 
-def _write_listed_jpeg(out_dir: Path, relpath: str, image: np.ndarray) -> tuple[str, str]:
-    """Write one JPEG; return its checksum-list entry (sha256, relative path)."""
-    return J.write_jpeg(out_dir / relpath, image), relpath
-
-
-def _chunk_record(out_dir: Path, unit: tuple[str, int], chunk: int) -> Path:
-    return out_dir / WORK_DIR / unit[0] / str(unit[1]) / f"chunk_{chunk:05d}.sha256"
-
-
-def _chunk_record_ok(out_dir: Path, unit: tuple[str, int], chunk: int, b: int, n: int) -> bool:
-    record = _chunk_record(out_dir, unit, chunk)
-    try:
-        entries = J.parse_checksums(record.read_text(), record)
-    except (OSError, ValueError):
-        return False
-    return len(entries) == len(chunk_rows(n, b, chunk)) and J.verify_checksums(out_dir, entries, rehash=False) is None
-
-
-def _finalise_unit(out_dir: Path, manifest: dict, unit: tuple[str, int], n: int, b: int,
-                   classes: Sequence[str]) -> None:
-    """Concatenate the chunk records into ``checksums/<corruption>_<severity>.sha256`` and record the unit."""
-    text = "".join(_chunk_record(out_dir, unit, k).read_text() for k in range(num_chunks(n, b)))
-    path = J.checksum_list_path(out_dir, *unit)
-    atomic_write_text(path, text)
-    remove_stale_temps(out_dir / unit[0] / str(unit[1]), recursive=True)
-    for wnid in classes:  # every class folder, even one that --limit left empty: readers index labels by folder
-        (out_dir / unit[0] / str(unit[1]) / wnid).mkdir(parents=True, exist_ok=True)
-    side = PRESETS[manifest["settings"]["preset"]]
-    record_file(out_dir, manifest, f"{unit[0]}/{unit[1]}", {
-        "files": n, "checksums": str(path.relative_to(out_dir)), "sha256": hashlib.sha256(text.encode()).hexdigest(),
-        "shape": [side, side, 3], "dtype": "uint8",
-        "encoding": f"JPEG quality {J.JPEG_QUALITY}, optimize={J.JPEG_OPTIMIZE}, Pillow default 4:2:0"})
-    discard_work(out_dir, *unit)
-
-
-def _jpeg_unit_done(out_dir: Path, manifest: dict, unit: tuple[str, int], n: int, verify: bool) -> bool:
-    """Whether a (corruption, severity) folder is finished: its checksum list matches the manifest and every
-    listed file is present (re-hashed with ``verify``). A damaged unit is dropped and regenerated."""
-    key = f"{unit[0]}/{unit[1]}"
-    entry, path = manifest["files"].get(key), J.checksum_list_path(out_dir, *unit)
-    if entry is None:
-        return False
-    try:
-        text = path.read_text()
-        entries = J.parse_checksums(text, path)
-        problem = None if hashlib.sha256(text.encode()).hexdigest() == entry["sha256"] else f"{path} was modified"
-    except (OSError, ValueError) as exc:
-        problem = str(exc)
-    if problem is None:
-        problem = (f"{path} lists {len(entries)} files, expected {n}" if len(entries) != n
-                   else J.verify_checksums(out_dir, entries, rehash=verify))
-    if problem is not None:
-        warnings.warn(f"{key} is incomplete ({problem}); regenerating it", stacklevel=2)
-        del manifest["files"][key]
-        save_manifest(out_dir, manifest)
-    return problem is None
+def finalize_corruption_set(folder: OutputFolder, manifest: dict) -> list[tuple[tuple, int]]:
+    """Assemble or finish every unit of a -C set whose chunks are all written (``generate.py c --finalize``),
+    from what the manifest records; return the chunks still missing."""
+    settings, source = manifest["settings"], manifest["source"]
+    corruptions, severities = manifest["requested"], settings["severities"]
+    n, b = source["num_images"], settings["batch_size"]
+    if manifest["layout"] == LAYOUT_NPY:
+        missing = finalize_npy_files(folder, npy_files(corruptions, severities, n, PRESETS[settings["preset"]]),
+                                     num_chunks(n, b))
+        _finish(folder, lambda m, c: f"{c}.npy" in m["files"])
+        return missing
+    missing = finalize_tree_from_records(folder, manifest, [(c, s) for c in corruptions for s in severities], n, b,
+                                         jpeg_entry(settings["preset"]), source["class_names"])
+    _finish(folder, lambda m, c: all(f"{c}/{s}" in m["files"] for s in severities))
+    return missing

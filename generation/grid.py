@@ -13,6 +13,7 @@ from corruptions import SEVERITIES
 from corruptions.chunks import corrupt_batch, corruption_chunk_generator
 from corruptions.presets import check_image_size
 from generation.corruption_sets import GenerationConfig
+from generation.output import writing
 from generation.sources import preprocess_image
 from runtime.files import atomic_write
 
@@ -107,6 +108,6 @@ def save_grid(images: torch.Tensor, out: str | Path, corruptions: Sequence[str],
         if not 2 <= colors <= 256:
             raise ValueError(f"colors must be in 2..256, got {colors}")
         grid = grid.quantize(colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    with atomic_write(out, "wb") as f:
+    with writing(out), atomic_write(out, "wb") as f:
         grid.save(f, format="PNG", optimize=True)
     return out

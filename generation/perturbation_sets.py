@@ -3,13 +3,12 @@
 atomic, resumable.
 
 Randomness follows the chunk-seeding contract of corruptions/chunks.py: chunk k (videos ``k*B .. k*B+B-1``) of a
-file has its own generator, so a resumed run or a subset of perturbations writes the same bytes as one full run
-(same device type and chunk size, both recorded in the manifest and checked).
+file has its own generator, so a resumed run, a subset of perturbations or the shards of a job (generation/shards.py)
+write the same bytes as one full run (same device type and chunk size, both recorded in the manifest and checked).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -28,10 +27,12 @@ from corruptions.sequences import (
     perturbation_file_name,
 )
 from generation import video
-from generation.npy_files import NpyChunk, write_labels, write_npy_file
-from generation.output import finish_output, open_output, record_file
-from generation.pipeline import chunk_rows, num_chunks, progress_bar, write_chunks
+from generation.npy_files import NpyFile, check_npy_files, finalize_npy_files, write_labels, write_npy_set
+from generation.output import OutputFolder, finish_output
+from generation.pipeline import num_chunks
+from generation.shards import Shard
 from generation.sources import array_source, collate_canvas, decode_chunks, folder_source, resize_shorter_side
+from generation.trees import TreeUnit, check_tree_units, finalize_tree_from_records, write_tree
 from runtime.environment import environment_record
 
 LAYOUT_NPY = "cifar-p-npy"        # <perturbation>.npy (N, T, 32, 32, 3) + labels.npy (ours, for convenience)
@@ -56,9 +57,10 @@ class PerturbationConfig:
     workers: int = 0                            # ImageNet-P: decode processes and video encoder threads
     x264_preset: str = video.X264_PRESET        # (bytes) encoder speed preset; the release used veryslow
     pix_fmt: str = video.PIX_FMT                # (bytes) yuv444p (reference ffmpeg's choice) or yuv420p
-    verify: bool = False                        # on resume re-hash npy files / decode every MP4
+    verify: bool = False                        # on resume re-hash finished files (default: size / existence)
     progress: bool | None = None                # tqdm bars; None = only when stderr is a TTY
     source: dict[str, Any] = field(default_factory=dict)  # dataset name and path, for the manifest
+    shard: Shard = Shard()                      # this process's share of the work (0/1: all of it)
 
     def chunk_size(self) -> int:
         return self.batch_size or P_CHUNK_SIZE[self.preset]
@@ -79,6 +81,8 @@ class PerturbationConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         video.settings_for("translate", self.x264_preset, self.pix_fmt)  # checks the pixel format
 
     def settings(self, layout: str) -> dict[str, Any]:
@@ -92,16 +96,24 @@ class PerturbationConfig:
         return out
 
 
-def _open(out_dir: Path, layout: str, config: PerturbationConfig, source: dict[str, Any]) -> dict[str, Any]:
+def _opening(folder: OutputFolder, layout: str, config: PerturbationConfig, source: dict[str, Any]):
     encoders = video.encoder_versions() if layout == LAYOUT_MP4 else {}
     environment = environment_record(config.device, **encoders)
-    return open_output(out_dir, layout, config.settings(layout), source, "perturbations", GENERATED_NOTE, environment)
+    return folder.opening(layout, config.settings(layout), source, "perturbations", GENERATED_NOTE, environment,
+                          config.file_names())
 
 
-def _finish(out_dir: Path, manifest: dict, config: PerturbationConfig) -> None:
-    done = {Path(key).stem for key in manifest["files"]} - {"labels"}  # "<name>.npy" or the "<name>" folder
-    finish_output(out_dir, manifest, "perturbations", [n for n in ALL_PERTURBATION_NAMES if n in done],
-                  config.file_names())
+def _finish(folder: OutputFolder) -> dict:
+    with folder.editing() as manifest:
+        done = {Path(key).stem for key in manifest["files"]} - {"labels"}  # "<name>.npy" or the "<name>" folder
+        finish_output(folder.out_dir, manifest, "perturbations", [n for n in ALL_PERTURBATION_NAMES if n in done])
+    return manifest
+
+
+def npy_files(names: Sequence[str], n: int) -> list[NpyFile]:
+    """The ``<perturbation>.npy`` files of a CIFAR-P set: (N, T, 32, 32, 3), one unit each."""
+    return [NpyFile(name, (n, num_frames(name, "cifar"), 32, 32, 3), ((name,),), {"frames": num_frames(name, "cifar")})
+            for name in names]
 
 
 def generate_cifar_p(images: np.ndarray, labels: np.ndarray, out_dir: str | Path,
@@ -112,7 +124,7 @@ def generate_cifar_p(images: np.ndarray, labels: np.ndarray, out_dir: str | Path
         images: (N, 32, 32, 3) uint8 RGB test images in test-set order.
         labels: (N,) class indices (stored as uint8, int64 above 255 classes); not part of the release.
         out_dir: output folder; resumed when it holds a manifest of a run with the same settings.
-        config: perturbations, difficulty, seed, device, chunk size (preset must be "cifar").
+        config: perturbations, difficulty, seed, device, chunk size, shard (preset must be "cifar").
         on_chunk: called after each newly written chunk (progress hooks; tests raise from it).
 
     Returns:
@@ -124,27 +136,22 @@ def generate_cifar_p(images: np.ndarray, labels: np.ndarray, out_dir: str | Path
     images, labels, source = array_source(images, labels, config.source)
     if images.shape[1:] != (32, 32, 3):
         raise ValueError(f"images must be (N, 32, 32, 3) uint8, got {images.shape} {images.dtype}")
-    out_dir = Path(out_dir)
-    manifest = _open(out_dir, LAYOUT_NPY, config, source)
-    write_labels(out_dir, manifest, labels, 1, note="not in the released CIFAR-P")
     n, b = len(images), config.chunk_size()
+    files = npy_files(config.file_names(), n)
     clean = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(config.device)  # (N,32,32,3)->(N,3,32,32)
 
-    def chunk(name: str, k: int) -> NpyChunk:
-        def make() -> np.ndarray:
-            generator = perturbation_chunk_generator(config.seed, name, k, clean.device)
-            videos = make_sequences(clean[k * b:(k + 1) * b], name, "cifar", generator=generator)
-            return videos.permute(0, 1, 3, 4, 2).cpu().numpy()  # (B,T,3,H,W) -> (B,T,H,W,3)
-        return NpyChunk(f"chunk_{k:05d}.npy", len(chunk_rows(n, b, k)), make, (name, k))
+    def make(unit: tuple[str], k: int) -> np.ndarray:
+        generator = perturbation_chunk_generator(config.seed, unit[0], k, clean.device)
+        videos = make_sequences(clean[k * b:(k + 1) * b], unit[0], "cifar", generator=generator)
+        return videos.permute(0, 1, 3, 4, 2).cpu().numpy()  # (B,T,3,H,W) -> (B,T,H,W,3)
 
-    names = config.file_names()
-    with progress_bar(config.progress, len(names) * n, "CIFAR-P", "video") as bar:
-        for name in names:
-            shape = (n, num_frames(name, "cifar"), 32, 32, 3)
-            write_npy_file(out_dir, manifest, name, shape, [chunk(name, k) for k in range(num_chunks(n, b))],
-                           config.verify, bar.update, on_chunk, frames=shape[1])
-    _finish(out_dir, manifest, config)
-    return manifest
+    folder = OutputFolder(out_dir, config.shard)
+    with folder.claim():
+        with _opening(folder, LAYOUT_NPY, config, source) as manifest:
+            write_labels(folder.out_dir, manifest, labels, 1, note="not in the released CIFAR-P")
+            done = check_npy_files(folder.out_dir, manifest, files, config.verify)
+        write_npy_set(folder, files, done, n, b, make, config.progress, "CIFAR-P", "video", on_chunk)
+        return _finish(folder)
 
 
 def video_relpath(name: str, wnid: str, source_name: str) -> str:
@@ -152,19 +159,33 @@ def video_relpath(name: str, wnid: str, source_name: str) -> str:
     return f"{name}/{wnid}/{Path(source_name).stem}.mp4"
 
 
+def mp4_entry(name: str, x264_preset: str, pix_fmt: str) -> dict[str, Any]:
+    """The manifest fields of a finished perturbation folder besides its checksums (H.264 bytes depend on the
+    x264 build; the settings do not)."""
+    return {"videos": None, "frames": num_frames(name, "imagenet"), "shape": [224, 224, 3],
+            "encoding": video.settings_for(name, x264_preset, pix_fmt).describe()}
+
+
+def tree_units(names: Sequence[str], relnames: Sequence[tuple[str, str]], n: int, x264_preset: str,
+               pix_fmt: str) -> list[TreeUnit]:
+    return [TreeUnit((name,), tuple(video_relpath(name, w, f) for w, f in relnames),
+                     {**mp4_entry(name, x264_preset, pix_fmt), "videos": n}) for name in names]
+
+
 def generate_imagenet_p(samples: Sequence[tuple[str | Path, int]], classes: Sequence[str], out_dir: str | Path,
                         config: PerturbationConfig = PerturbationConfig(preset="imagenet"),
                         on_chunk: ChunkHook | None = None) -> dict:
     """Write an ImageNet-P style tree ``<perturbation>/<wnid>/<stem>.mp4`` (224x224, 1 fps, libx264).
 
-    Every video is written atomically, so a present file is whole; a resumed run regenerates only the chunks with
-    a missing video (identical frames: the chunk seed is fixed) and writes only the missing files.
+    Every video is written atomically and every finished chunk is recorded with the sha256 of its videos; a resumed
+    run regenerates only the chunks with a video missing (identical frames: the chunk seed is fixed) and writes
+    only the missing files.
 
     Args:
         samples: [(image path, class index)] in the order of ``loaders.imagefolder.list_image_folder``.
         classes: class folder names (WordNet ids), indexed by the class index.
         out_dir: output folder; resumed when it holds a manifest of a run with the same settings.
-        config: preset "imagenet", perturbations, seed, device, chunk size, workers, encoder settings.
+        config: preset "imagenet", perturbations, seed, device, chunk size, workers, encoder settings, shard.
         on_chunk: called after each chunk's videos are on disk.
 
     Returns:
@@ -174,74 +195,46 @@ def generate_imagenet_p(samples: Sequence[tuple[str | Path, int]], classes: Sequ
     if config.preset != "imagenet":
         raise ValueError(f"ImageNet-P videos are 224 px: use preset 'imagenet', got {config.preset!r}")
     relnames, source = folder_source(samples, classes, config.source)
-    out_dir = Path(out_dir)
-    manifest = _open(out_dir, LAYOUT_MP4, config, source)
     b, n = config.chunk_size(), len(samples)
-    todo = {}  # name -> {chunk: [video paths still missing]}
-    for name in config.file_names():
-        paths = [out_dir / video_relpath(name, w, f) for w, f in relnames]
-        if config.verify:
-            _drop_damaged(paths, num_frames(name, "imagenet"))
-        missing = {k: [paths[i] for i in chunk_rows(n, b, k) if not paths[i].is_file()]
-                   for k in range(num_chunks(n, b))}
-        todo[name] = {k: v for k, v in missing.items() if v}
-    needed = sorted(set().union(*(set(chunks) for chunks in todo.values())))
-    if needed:
-        _mp4_chunks(samples, relnames, needed, todo, out_dir, config, on_chunk)
-    for name in config.file_names():
-        _record_mp4(out_dir, manifest, name, relnames, classes, config)
-    _finish(out_dir, manifest, config)
-    return manifest
+    units = tree_units(config.file_names(), relnames, n, config.x264_preset, config.pix_fmt)
 
+    def decode(chunks: list[int]):
+        return decode_chunks([p for p, _ in samples], resize_shorter_side, chunks, b, config.workers, config.device,
+                             collate_fn=collate_canvas)
 
-def _drop_damaged(paths: list[Path], frames: int) -> None:
-    for path in paths:
-        if path.is_file():
-            try:
-                ok = video.video_frame_count(path) == frames
-            except ValueError:
-                ok = False
-            if not ok:
-                warnings.warn(f"{path} is damaged (not {frames} decodable frames); regenerating it", stacklevel=3)
-                path.unlink()
-
-
-def _mp4_chunks(samples, relnames, needed: list[int], todo: dict, out_dir: Path, config: PerturbationConfig,
-                on_chunk: ChunkHook | None) -> None:
-    """Decode each needed chunk once, compute its videos for every file that lacks them, encode on a thread pool."""
-    b = config.chunk_size()
-
-    def render(name: str, k: int, batch: tuple[torch.Tensor, torch.Tensor]) -> list[Callable[[], str]]:
+    def render(unit: tuple[str], k: int, batch: tuple[torch.Tensor, torch.Tensor],
+               relpaths: list[str]) -> list[Callable[[], tuple[str, str]]]:
         canvas, sizes = batch
+        name = unit[0]
         generator = perturbation_chunk_generator(config.seed, name, k, canvas.device)
         videos = make_sequences(canvas, name, "imagenet", generator=generator, sizes=sizes)
         frames = videos.permute(0, 1, 3, 4, 2).cpu().numpy()  # (B,T,3,S,S) -> (B,T,S,S,3)
         settings = video.settings_for(name, config.x264_preset, config.pix_fmt)
-        missing = set(todo[name][k])
-        paths = [out_dir / video_relpath(name, wnid, file) for wnid, file in relnames[k * b:(k + 1) * b]]
-        return [partial(video.write_mp4, path, frames[j], settings) for j, path in enumerate(paths) if path in missing]
+        wanted = set(relpaths)
+        chunk = [video_relpath(name, wnid, file) for wnid, file in relnames[k * b:(k + 1) * b]]
+        return [partial(video.write_listed_mp4, folder.out_dir, rel, frames[j], settings)
+                for j, rel in enumerate(chunk) if rel in wanted]
 
-    def written(name: str, k: int, digests: list[str]) -> None:
-        bar.update(len(digests))
-        if on_chunk is not None:
-            on_chunk(name, k)
-
-    total = sum(len(v) for chunks in todo.values() for v in chunks.values())
-    chunks = decode_chunks([p for p, _ in samples], resize_shorter_side, needed, b, config.workers, config.device,
-                           collate_fn=collate_canvas)
-    with progress_bar(config.progress, total, "ImageNet-P", "video") as bar:
-        write_chunks(chunks, todo, render, written, config.workers, max_pending=max(1, config.workers) + 1)
+    folder = OutputFolder(out_dir, config.shard)
+    with folder.claim():
+        with _opening(folder, LAYOUT_MP4, config, source) as manifest:
+            done = check_tree_units(folder.out_dir, manifest, units, b, config.verify)
+        write_tree(folder, units, done, b, classes, decode, render, config.verify, config.workers,
+                   max(1, config.workers) + 1, config.progress, "ImageNet-P", "video", on_chunk)
+        return _finish(folder)
 
 
-def _record_mp4(out_dir: Path, manifest: dict, name: str, relnames: list, classes: Sequence[str],
-                config: PerturbationConfig) -> None:
-    """Record a finished perturbation folder (counts and encoder settings; H.264 bytes are build-dependent)."""
-    present = sum((out_dir / video_relpath(name, w, f)).is_file() for w, f in relnames)
-    if present != len(relnames):
-        manifest["files"].pop(name, None)
-        return
-    for wnid in classes:  # every class folder, even one that --limit left empty: readers index labels by folder
-        (out_dir / name / wnid).mkdir(parents=True, exist_ok=True)
-    record_file(out_dir, manifest, name, {
-        "videos": present, "frames": num_frames(name, "imagenet"), "shape": [224, 224, 3],
-        "encoding": video.settings_for(name, config.x264_preset, config.pix_fmt).describe()})
+def finalize_perturbation_set(folder: OutputFolder, manifest: dict) -> list[tuple[tuple, int]]:
+    """Assemble or finish every file or folder of a -P set whose chunks are all written (``generate.py p
+    --finalize``), from what the manifest records; return the chunks still missing."""
+    settings, source, names = manifest["settings"], manifest["source"], manifest["requested"]
+    n, b = source["num_images"], settings["batch_size"]
+    if manifest["layout"] == LAYOUT_NPY:
+        missing = finalize_npy_files(folder, npy_files(names, n), num_chunks(n, b))
+    else:
+        missing = []
+        for name in names:
+            entry = {**mp4_entry(name, settings["x264_preset"], settings["pix_fmt"]), "videos": n}
+            missing += finalize_tree_from_records(folder, manifest, [(name,)], n, b, entry, source["class_names"])
+    _finish(folder)
+    return missing

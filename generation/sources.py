@@ -110,7 +110,7 @@ def folder_source(samples: Sequence[tuple[str | os.PathLike, int]], classes: Seq
         raise ValueError("two source images map to the same output file (same class folder and file stem)")
     listing = "".join(f"{wnid}/{name}\t{Path(p).stat().st_size}\n" for (wnid, name), (p, _) in zip(relnames, samples))
     return relnames, {**described, "num_images": len(samples), "classes": len(classes),
-                      "fingerprint": hashlib.sha256(listing.encode()).hexdigest()}
+                      "class_names": list(classes), "fingerprint": hashlib.sha256(listing.encode()).hexdigest()}
 
 
 def preprocess_image(image: Image.Image, preset: str) -> Image.Image:
@@ -142,9 +142,22 @@ def resize_shorter_side(image: Image.Image, size: int = IMAGENET_RESIZE) -> Imag
     return image.resize(new, Image.BILINEAR)
 
 
+class SourceImageError(ValueError):
+    """A source image that cannot be read or decoded (the message names the file)."""
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """What a decode worker returns instead of an image it cannot decode, so that the main process reports the
+    file in one line rather than re-raising the worker's traceback."""
+
+    path: str
+    reason: str
+
+
 class DecodedImages(Dataset):
-    """Image files decoded to RGB and transformed (a picklable PIL -> PIL function), as (3, h, w) uint8 tensors;
-    runs in DataLoader workers."""
+    """Image files decoded to RGB and transformed (a picklable PIL -> PIL function), as (3, h, w) uint8 tensors
+    (or :class:`Unreadable`); runs in DataLoader workers."""
 
     def __init__(self, paths: Sequence[str | Path], transform: Callable[[Image.Image], Image.Image]):
         self.paths, self.transform = list(paths), transform
@@ -152,13 +165,23 @@ class DecodedImages(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def __getitem__(self, index: int) -> torch.Tensor | Unreadable:
         try:
             with Image.open(self.paths[index]) as image:
                 clean = self.transform(image)
-        except OSError as exc:
-            raise OSError(f"cannot decode source image {self.paths[index]}: {exc}") from exc
+        except Exception as exc:  # any decoder failure (OSError, DecompressionBombError, SyntaxError, ...): reported
+            return Unreadable(str(self.paths[index]), f"{type(exc).__name__}: {exc}")
         return torch.from_numpy(np.asarray(clean, dtype=np.uint8).copy()).permute(2, 0, 1)  # (h,w,3)->(3,h,w)
+
+
+def collate_or_report(images: list, collate_fn: Callable | None = None) -> Any:
+    """Collate a chunk's images, or hand back the first :class:`Unreadable` among them."""
+    from torch.utils.data import default_collate
+
+    failed = [image for image in images if isinstance(image, Unreadable)]
+    if failed:
+        return failed[0]
+    return (collate_fn or default_collate)(images)
 
 
 def collate_canvas(images: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,8 +205,10 @@ def decode_chunks(paths: Sequence[str | Path], transform: Callable[[Image.Image]
     device = torch.device(device)
     batches = [list(chunk_rows(len(paths), chunk_size, k)) for k in chunks]
     loader = DataLoader(DecodedImages(paths, transform), batch_sampler=batches, num_workers=workers,
-                        collate_fn=collate_fn, pin_memory=device.type == "cuda")
+                        collate_fn=partial(collate_or_report, collate_fn=collate_fn), pin_memory=device.type == "cuda")
     for k, batch in zip(chunks, loader):
+        if isinstance(batch, Unreadable):
+            raise SourceImageError(f"cannot decode source image {batch.path}: {batch.reason}")
         if isinstance(batch, torch.Tensor):
             yield k, batch.to(device, non_blocking=True)
         else:

@@ -11,14 +11,18 @@ import hashlib
 import io
 import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
+from generation.output import writing
 from runtime.files import atomic_write_bytes
 from runtime.video import decode_video
 
 FPS = 1                    # -r 1 -framerate 1
 X264_PRESET = "veryslow"   # -preset veryslow
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")  # libx264's speed presets
 CRF = 20                   # -crf 20 for every sequence except the noise ones ...
 NOISE_TUNE = "grain"       # ... which use -tune grain with x264's default CRF (23)
 # ffmpeg picks the encoder's pixel format closest to the input when none is given: for the reference's RGB PNG
@@ -87,8 +91,14 @@ def encode_mp4(frames: np.ndarray, settings: VideoSettings = VideoSettings()) ->
 def write_mp4(path: str | os.PathLike, frames: np.ndarray, settings: VideoSettings = VideoSettings()) -> str:
     """Encode ``frames`` (T, H, W, 3) uint8 with :func:`encode_mp4` and write the file atomically; return its sha256."""
     data = encode_mp4(frames, settings)
-    atomic_write_bytes(path, data)
+    with writing(path):
+        atomic_write_bytes(path, data)
     return hashlib.sha256(data).hexdigest()
+
+
+def write_listed_mp4(out_dir: Path, relpath: str, frames: np.ndarray, settings: VideoSettings) -> tuple[str, str]:
+    """Write one video of a tree; return its checksum-list entry (sha256, relative path)."""
+    return write_mp4(out_dir / relpath, frames, settings), relpath
 
 
 def encoder_versions() -> dict[str, str]:

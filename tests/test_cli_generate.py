@@ -1,8 +1,11 @@
-"""``generate.py c | p | grid``: end to end on real data (in a subprocess), and clear errors on bad input."""
+"""``generate.py c | p | grid``: end to end on real data (in a subprocess), and clear errors on bad input, full or
+read-only disks and busy folders (the bad-input table, tests/bad_inputs_generate.py, holds the rest)."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -159,3 +162,56 @@ def test_p_writes_the_noise_difficulty_sets_and_reports_bad_input(tmp_path, caps
     with pytest.raises(SystemExit):
         main(["p", "--source", "digits", "--out", str(tmp_path / "y"), "--perturbations", "fog"])
     assert "unknown perturbation 'fog'" in capsys.readouterr().err
+
+
+def _failing_replace(monkeypatch, code: int, after: int) -> list[str]:
+    """Let ``after`` renames through, then fail every rename with ``code`` (a full or read-only disk; as root,
+    chmod does not stop writes, so the failure is injected)."""
+    real, seen = os.replace, []
+
+    def replace(src, dst, *args, **kwargs):
+        seen.append(str(dst))
+        if len(seen) > after:
+            raise OSError(code, os.strerror(code))
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    assert code in (errno.ENOSPC, errno.EROFS)
+    return seen
+
+
+def test_disk_full_names_the_file_says_what_is_kept_and_resumes(tmp_path, capsys, monkeypatch):
+    args = ["c", "--source", "digits", "--limit", "12", "--batch-size", "4", "--corruptions", "gaussian_noise",
+            "--device", "cpu"]
+    assert main([*args, "--out", str(tmp_path / "ref")]) == 0
+    seen = _failing_replace(monkeypatch, errno.ENOSPC, after=8)  # manifest, labels, a few chunks and records
+    assert main([*args, "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    assert f"cannot write {seen[-1]}: No space left on device" in err
+    assert "finished chunk(s)" in err and "rerun the same command to resume" in err
+    assert not list((tmp_path / "run").rglob("*.tmp"))
+    monkeypatch.undo()
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    assert sha256_file(tmp_path / "run" / "gaussian_noise.npy") == sha256_file(tmp_path / "ref" / "gaussian_noise.npy")
+
+
+def test_read_only_output_folder_is_an_environment_error_naming_it(tmp_path, capsys, monkeypatch):
+    _failing_replace(monkeypatch, errno.EROFS, after=0)
+    code = main(["c", "--source", "digits", "--limit", "8", "--corruptions", "fog", "--device", "cpu", "--out",
+                 str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and f"cannot write {tmp_path / 'out' / MANIFEST_NAME}: Read-only file system" in err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == []  # no temp file, no lock left behind
+
+
+def test_second_generation_into_a_busy_folder_is_refused_naming_the_holder(tmp_path, capsys):
+    from runtime.locks import folder_lock
+
+    out = tmp_path / "out"
+    with folder_lock(out, "output folder"):
+        code = subprocess.run([sys.executable, "generate.py", "c", "--source", "digits", "--limit", "8",
+                               "--corruptions", "fog", "--device", "cpu", "--out", str(out)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+    assert code.returncode == 1 and f"is in use by process {os.getpid()}" in code.stderr
+    assert "Traceback" not in code.stderr and [p.name for p in out.iterdir()] == []

@@ -20,8 +20,8 @@ from corruptions import ALL_CORRUPTIONS
 from corruptions.chunks import corrupt_batch
 from corruptions.chunks import corruption_chunk_generator as chunk_generator
 from generation.corruption_sets import GenerationConfig, generate_cifar_c, generate_imagenet_c
-from generation.jpeg_files import encode_jpeg, parse_checksums, verify_checksums
-from generation.output import MANIFEST_NAME, WORK_DIR, load_manifest
+from generation.jpeg_files import encode_jpeg
+from generation.output import MANIFEST_NAME, WORK_DIR, load_manifest, parse_checksums, verify_checksums
 from generation.sources import preprocess_image
 from runtime.files import sha256_file
 

@@ -1,4 +1,4 @@
-"""The ImageNet-C JPEG layout (generation/jpeg_files.py): the released encoding, paths, sha256sum lists."""
+"""The ImageNet-C JPEG layout (generation/jpeg_files.py): the released encoding and paths."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import hashlib
 import io
 
 import numpy as np
-import pytest
 from PIL import Image, JpegImagePlugin
 
 from generation import jpeg_files as J
@@ -39,19 +38,3 @@ def test_jpeg_relpath_is_the_released_layout():
         "fog/3/n01440764/ILSVRC2012_val_00000293.JPEG"
     assert J.jpeg_relpath("fog", 1, "cat", "photo.png") == "fog/1/cat/photo.JPEG"
 
-
-def test_checksum_lists_round_trip_and_verify(tmp_path):
-    (tmp_path / "x").mkdir()
-    (tmp_path / "x" / "a.JPEG").write_bytes(b"abc")
-    entries = [(hashlib.sha256(b"abc").hexdigest(), "x/a.JPEG")]
-    text = J.format_checksums(entries)
-    assert text == f"{entries[0][0]}  x/a.JPEG\n"  # sha256sum -c format
-    assert J.parse_checksums(text) == entries
-    assert J.verify_checksums(tmp_path, entries, rehash=True) is None
-    (tmp_path / "x" / "a.JPEG").write_bytes(b"abd")
-    assert J.verify_checksums(tmp_path, entries, rehash=False) is None  # cheap check: present, non-empty
-    assert "sha256" in J.verify_checksums(tmp_path, entries, rehash=True)
-    (tmp_path / "x" / "a.JPEG").unlink()
-    assert "missing" in J.verify_checksums(tmp_path, entries, rehash=False)
-    with pytest.raises(ValueError, match="list.sha256:2"):
-        J.parse_checksums(text + "garbage\n", "list.sha256")
