@@ -158,7 +158,9 @@ def add_grid_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--data-root", default=None, help="as for c (CIFAR sources; default $AUGMIX_DATA_ROOT)")
     parser.add_argument("--num-images", type=int_in(1, 1000), default=1,
                         help="images taken from --source, 1..1000 (default 1)")
-    parser.add_argument("--out", required=True, help="PNG file to write")
+    parser.add_argument("--out", required=True, help="PNG file to write (an existing file is refused without "
+                        "--overwrite)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out PNG (default: refuse)")
     parser.add_argument("--preset", choices=("cifar", "tiny", "imagenet"), default=None,
                         help="parameter tables and image size (default: cifar for --source, imagenet for --images)")
     parser.add_argument("--corruptions", type=parse_corruptions, default=None,
@@ -270,6 +272,8 @@ def run_grid(args: argparse.Namespace) -> Path:
 
     if (args.images is None) == (args.source is None):
         raise ValueError("grid needs exactly one of --images PATH... or --source NAME")
+    if Path(args.out).exists() and not args.overwrite:
+        raise ValueError(f"--out {args.out} already exists; pass --overwrite to replace it, or choose another path")
     preset = args.preset or ("imagenet" if args.images else "cifar")
     device = resolve_device(args.device)
     if args.images:

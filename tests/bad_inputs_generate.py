@@ -161,6 +161,9 @@ def _range_rows() -> list[Row]:
 
 ROWS = [
     # an --out that is not ours is refused first: nothing in it is removed, created or locked
+    _row("generate-grid-out-exists", "grid never replaces an existing PNG without --overwrite",
+         ["grid", "--source", "digits", "--out", "g.png"], EXIT_USAGE, "already exists",
+         prepare=lambda ws: _write(ws, "g.png", b"\x89PNG mine")),
     _row("generate-out-foreign-folder-untouched", "a non-empty folder without our manifest is refused before any "
          "temp file in it is removed", [*C_TINY, "--out", "out"], EXIT_USAGE, "no manifest.json",
          prepare=_foreign_folder),
