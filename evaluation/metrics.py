@@ -149,10 +149,46 @@ def brier_score(logits: Tensor, labels: Tensor) -> float:
     return per_sample_brier(logits, labels).double().mean().item()
 
 
+CONFIDENCE_ROUNDING = 1e-6  # confidences up to this far above 1 are rounding and count as exactly 1
+
+
+def _calibration_inputs(confidence, correct, what: str) -> tuple[Tensor, Tensor]:
+    """``confidence`` and ``correct`` as flat float64 CPU tensors, checked: same length, at least one sample,
+    confidences finite and in [0, 1], correct bool or 0/1.
+
+    Raises:
+        ValueError: naming ``what`` (the public function called), the input and the offending value.
+    """
+    confidence = torch.as_tensor(confidence).detach().cpu().flatten()
+    correct = torch.as_tensor(correct).detach().cpu().flatten()
+    if confidence.is_complex():
+        raise ValueError(f"{what}: confidence must be real numbers in [0, 1], got dtype {confidence.dtype}")
+    confidence, correct = confidence.double(), correct.double()
+    if confidence.numel() != correct.numel():
+        raise ValueError(f"{what}: confidence has {confidence.numel()} entries but correct has {correct.numel()}")
+    if confidence.numel() == 0:
+        raise ValueError(f"{what}: no samples (confidence and correct are empty)")
+    bad = ~torch.isfinite(confidence)
+    if bad.any():
+        first = int(bad.nonzero()[0])
+        raise ValueError(f"{what}: {int(bad.sum())} of {confidence.numel()} confidences are NaN or infinite (first "
+                         f"at index {first}: {confidence[first].item()}); non-finite logits give non-finite softmax")
+    bad = (confidence < 0) | (confidence > 1 + CONFIDENCE_ROUNDING)
+    if bad.any():
+        first = int(bad.nonzero()[0])
+        raise ValueError(f"{what}: confidence must be a probability in [0, 1]; {int(bad.sum())} of "
+                         f"{confidence.numel()} are outside (first at index {first}: {confidence[first].item()!r}, "
+                         f"range {confidence.min().item():.6g}..{confidence.max().item():.6g}); pass the max softmax "
+                         "probability, not logits or unnormalised scores")
+    bad = (correct != 0) & (correct != 1)
+    if bad.any():
+        first = int(bad.nonzero()[0])
+        raise ValueError(f"{what}: correct must be bool or 0/1; index {first} is {correct[first].item()!r}")
+    return confidence.clamp(max=1.0), correct
+
+
 def _sorted_by_confidence(confidence: Tensor, correct: Tensor) -> tuple[Tensor, Tensor]:
-    confidence = torch.as_tensor(confidence).detach().double().cpu().flatten()
-    correct = torch.as_tensor(correct).detach().double().cpu().flatten()
-    _check_same_length(confidence, correct, "confidence", "correct")
+    """Checked inputs (:func:`_calibration_inputs`) ordered by confidence."""
     # A stable sort (the reference's np.argsort is not) fixes the bin membership of tied confidences (§5.1).
     order = torch.sort(confidence, stable=True).indices
     return confidence[order], correct[order]
@@ -201,7 +237,8 @@ def rms_calib_error_hendrycks(confidence: Tensor, correct: Tensor, p: str = "2",
     Returns:
         The error as a fraction (x100 for the printed number). 0 by construction when N < 2 * beta.
     """
-    confidence, correct = _sorted_by_confidence(confidence, correct)
+    checked = _calibration_inputs(confidence, correct, "rms_calib_error_hendrycks")
+    confidence, correct = _sorted_by_confidence(*checked)
     gaps, counts = _adaptive_bin_gaps(confidence, correct, beta)
     if gaps.numel() < 2:
         warnings.warn(f"rms_calib_error_hendrycks: N={confidence.numel()} < 2*beta={2 * beta} gives a single bin, "
@@ -214,16 +251,14 @@ def rms_calib_error(confidence: Tensor, correct: Tensor, p: str = "2", beta: int
 
     Args and Returns as :func:`rms_calib_error_hendrycks`; the weights n_b/N sum to 1 here.
     """
-    confidence, correct = _sorted_by_confidence(confidence, correct)
+    confidence, correct = _sorted_by_confidence(*_calibration_inputs(confidence, correct, "rms_calib_error"))
     gaps, counts = _adaptive_bin_gaps(confidence, correct, beta)
     return _combine_gaps(gaps, counts, confidence.numel(), p)
 
 
 def _equal_width_bins(confidence: Tensor, correct: Tensor, n_bins: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-bin counts, mean confidence and accuracy; bin b holds lower_b < conf <= upper_b (conf = 0 in none)."""
-    confidence = torch.as_tensor(confidence).detach().double().cpu().flatten()
-    correct = torch.as_tensor(correct).detach().double().cpu().flatten()
-    _check_same_length(confidence, correct, "confidence", "correct")
+    """Per-bin counts, mean confidence and accuracy of checked inputs (:func:`_calibration_inputs`); bin b holds
+    lower_b < conf <= upper_b (conf = 0 in none)."""
     edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64)
     bin_of = torch.bucketize(confidence, edges, right=False) - 1  # edges[b] < conf <= edges[b+1] -> b
     keep = bin_of >= 0
@@ -246,13 +281,15 @@ def expected_calibration_error(confidence: Tensor, correct: Tensor, n_bins: int 
     Returns:
         ECE as a fraction; N counts every sample, including any with confidence exactly 0 (in no bin).
     """
+    confidence, correct = _calibration_inputs(confidence, correct, "expected_calibration_error")
     counts, mean_conf, accuracy = _equal_width_bins(confidence, correct, n_bins)
-    total = torch.as_tensor(confidence).numel()
+    total = confidence.numel()
     return ((counts / total) * (accuracy - mean_conf).abs()).sum().item()
 
 
 def max_calibration_error(confidence: Tensor, correct: Tensor, n_bins: int = ECE_BINS) -> float:
     """Largest |acc_b - conf_b| over the non-empty bins of :func:`expected_calibration_error`."""
+    confidence, correct = _calibration_inputs(confidence, correct, "max_calibration_error")
     counts, mean_conf, accuracy = _equal_width_bins(confidence, correct, n_bins)
     gaps = (accuracy - mean_conf).abs()[counts > 0]
     return gaps.max().item() if gaps.numel() else 0.0
@@ -264,6 +301,7 @@ def reliability_bins(confidence: Tensor, correct: Tensor, n_bins: int = ECE_BINS
     Returns:
         {"edges": n_bins + 1 floats, "count", "confidence", "accuracy": n_bins floats each (0 for empty bins)}.
     """
+    confidence, correct = _calibration_inputs(confidence, correct, "reliability_bins")
     counts, mean_conf, accuracy = _equal_width_bins(confidence, correct, n_bins)
     return {"edges": torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64).tolist(),
             "count": counts.tolist(), "confidence": mean_conf.tolist(), "accuracy": accuracy.tolist()}
@@ -272,7 +310,8 @@ def reliability_bins(confidence: Tensor, correct: Tensor, n_bins: int = ECE_BINS
 def calibration_summary(confidence: Tensor, correct: Tensor) -> dict[str, float]:
     """Every calibration number the report prints for one set of predictions (fractions): both RMS variants,
     ECE-15 and MCE-15, sorting and binning once. N >= RMS_BIN_SIZE."""
-    sorted_conf, sorted_correct = _sorted_by_confidence(confidence, correct)
+    sorted_conf, sorted_correct = _sorted_by_confidence(*_calibration_inputs(confidence, correct,
+                                                                             "calibration_summary"))
     gaps, counts = _adaptive_bin_gaps(sorted_conf, sorted_correct, RMS_BIN_SIZE)
     n = sorted_conf.numel()
     bin_counts, mean_conf, accuracy = _equal_width_bins(sorted_conf, sorted_correct, ECE_BINS)
@@ -556,12 +595,16 @@ def perturbation_summary(flip_probabilities: Mapping[str, float], top5_distances
 
     Returns:
         dict with mfp and mean_top5_distance (unnormalised, over the ImageNet-P test perturbations present;
-        ``complete`` says whether all 10 are), plus the normalised and CIFAR entries described above.
+        ``complete`` says whether all 10 are, ``missing`` names the absent ones), plus the CIFAR entries and, with a
+        baseline, flip_rate / t5d_ratio per perturbation and mfr / mt5d over the test perturbations that both this
+        run and the baseline have: ``normalised_complete`` says whether that is all 10 (only then is mFR the
+        published metric) and ``baseline_missing`` names those of this run that the baseline lacks.
     """
     present = [p for p in IMAGENET_P_TEST if p in flip_probabilities]
     summary = {
         "perturbations_in_mean": present,
         "complete": len(present) == len(IMAGENET_P_TEST),
+        "missing": [p for p in IMAGENET_P_TEST if p not in flip_probabilities],
         "mfp": _mean(flip_probabilities[p] for p in present) if present else None,
         "mean_top5_distance": _mean(top5_distances[p] for p in present) if present else None,
     }
@@ -575,6 +618,9 @@ def perturbation_summary(flip_probabilities: Mapping[str, float], top5_distances
         summary["flip_rate"] = {p: flip_probabilities[p] / base_fp[p] for p in common}
         summary["t5d_ratio"] = {p: top5_distances[p] / base_t5d[p] for p in common}
         in_mean = [p for p in present if p in common]
+        summary["normalised_perturbations_in_mean"] = in_mean
+        summary["baseline_missing"] = [p for p in present if p not in common]
+        summary["normalised_complete"] = len(in_mean) == len(IMAGENET_P_TEST)
         summary["mfr"] = normalised_mean(flip_probabilities, base_fp, in_mean) if in_mean else None
         summary["mt5d"] = normalised_mean(top5_distances, base_t5d, in_mean) if in_mean else None
     return summary

@@ -24,6 +24,7 @@ from corruptions import CORRUPTIONS, SEVERITIES
 from corruptions.sequences import is_noise_perturbation
 from evaluation import metrics as M
 from evaluation.inference import InferenceSettings, Predictor
+from evaluation.progress import EvalProgress
 from evaluation.report import new_results, write_report, write_tensorboard
 from evaluation.sources import (
     CleanSet,
@@ -159,10 +160,10 @@ def run_evaluation(model: nn.Module, info: Any, suites: Sequence[str], options: 
         results["suites"][name] = _RUNNERS[spec.kind](ctx, spec)
         results["suites"][name]["timing"]["seconds"] = time.perf_counter() - t0
         if out_dir:
-            write_report(out_dir, results, plots=False)
+            write_report(out_dir, results, options.baseline, plots=False)
     results["timing"]["seconds"] = time.perf_counter() - start
     if out_dir:
-        write_report(out_dir, results, plots=options.plots)
+        write_report(out_dir, results, options.baseline, plots=options.plots)
     if options.tensorboard:
         write_tensorboard(results, options.tensorboard, options.tensorboard_step)
     return results
@@ -174,6 +175,7 @@ class _Context:
     def __init__(self, predictor: Predictor, info: Any, options: EvalOptions, store: CellStore):
         self.predictor, self.info, self.options, self.store = predictor, info, options, store
         self.device = predictor.device
+        self.progress = EvalProgress()  # cell lines; tqdm bars on a terminal
         self._clean: CleanSet | None = None
         amp = options.inference.amp_dtype()
         self.fingerprint = {"checkpoint_sha256": info.sha256, "limit": options.limit,
@@ -220,7 +222,8 @@ class _Context:
 
 def _checkpoint_record(info: Any, path: str | Path | None) -> dict:
     fields = ("name", "num_classes", "dataset", "mean", "std", "image_size", "source", "epoch", "sha256", "model_args")
-    return {"path": None if path is None else str(path), **{k: getattr(info, k, None) for k in fields}}
+    return {"path": None if path is None else str(path), **{k: getattr(info, k, None) for k in fields},
+            "model": getattr(info, "display_name", None) or info.name}  # WRN-10-2; "name" keeps the registry key
 
 
 def _config_record(options: EvalOptions, suites: list[str]) -> dict:
@@ -272,7 +275,7 @@ def _suite_result(kind: str, spec: SuiteSpec | None, ctx: _Context, source: dict
 def run_clean(ctx: _Context, spec: SuiteSpec) -> dict:
     """Top-1 error, NLL and Brier on the clean test set (ImageNet: Resize(256) + CenterCrop(224))."""
     record, _, computed = _clean_cell(ctx)
-    _log(spec.name, "clean", record, computed)
+    ctx.progress.cell_done(spec.name, "clean", record, computed)
     preprocessing = ("Resize(256) + CenterCrop(224) + Normalize" if ctx.info.dataset == "imagenet"
                      else "ToTensor + Normalize, no crop or resize")
     return _suite_result("clean", spec, ctx, {"kind": "clean", "path": ctx.clean().where},
@@ -283,7 +286,7 @@ def run_clean(ctx: _Context, spec: SuiteSpec) -> dict:
 def run_calibration(ctx: _Context, spec: SuiteSpec) -> dict:
     """RMS calibration error (both variants), ECE-15, MCE, NLL, Brier and the reliability bins on clean data."""
     record, arrays, computed = _clean_cell(ctx)
-    _log(spec.name, "clean", record, computed)
+    ctx.progress.cell_done(spec.name, "clean", record, computed)
     if record["n"] < M.RMS_BIN_SIZE:
         raise ValueError(f"calibration needs at least {M.RMS_BIN_SIZE} test images, got {record['n']} (--limit?)")
     notes = ["rms_calib_error_hendrycks reproduces calib_err of hendrycks/outlier-exposure, which skips the last "
@@ -296,13 +299,6 @@ def run_calibration(ctx: _Context, spec: SuiteSpec) -> dict:
                          reliability=M.reliability_bins(arrays["confidence"], arrays["correct"]))
 
 
-def _log(suite: str, cell: str, record: dict, computed: bool) -> None:
-    what = (f"error {100 * record['error']:.2f}%" if "error" in record
-            else f"FP {100 * record['flip_probability']:.3f}%, uT5D {record['top5_distance']:.3f}")
-    how = f"{record['seconds']:.1f} s" if computed else "finished earlier, reused"
-    print_main(f"[{suite}] {cell}: {what} ({how})")
-
-
 def run_corruption(ctx: _Context, spec: SuiteSpec) -> dict:
     """Every (corruption, severity) cell of a -C suite, then the CIFAR or ImageNet aggregates and the calibration of
     the corrupted predictions (mean over cells and pooled)."""
@@ -310,13 +306,15 @@ def run_corruption(ctx: _Context, spec: SuiteSpec) -> dict:
     source = ctx.corruptions(spec)
     names, notes = source.names(opts.corruptions)
     cells, arrays, counts = [], {}, {"computed": 0, "reused": 0}
+    ctx.progress.start_suite(spec.name, len(names) * len(opts.severities))
     for name in names:
         for severity in opts.severities:
             fingerprint = {**ctx.fingerprint, **source.source, "corruption": name, "severity": severity,
                            "resize": opts.imagenet_c_resize}
-            compute = lambda n=name, s=severity: _classify(source.pairs(ctx.predictor, n, s))  # noqa: E731
+            compute = lambda n=name, s=severity: _classify(  # noqa: E731
+                ctx.progress.batches(source.pairs(ctx.predictor, n, s), f"{n} s{s}"))
             record, cell_arrays, computed = _cached_cell(ctx, spec.name, f"{name}-{severity}", fingerprint, compute)
-            _log(spec.name, f"{name} s{severity}", record, computed)
+            ctx.progress.cell_done(spec.name, f"{name} s{severity}", record, computed)
             counts["computed" if computed else "reused"] += 1
             cells.append({"corruption": name, "severity": severity, **record})
             arrays[name, severity] = cell_arrays
@@ -341,7 +339,7 @@ def _clean_error_for_relative_mce(ctx: _Context) -> tuple[float | None, str | No
         record, _, computed = _clean_cell(ctx)
     except FileNotFoundError as exc:
         return None, f"relative mCE not computed: it needs the clean validation error ({exc})"
-    _log("imagenet-c", "clean (for relative mCE)", record, computed)
+    ctx.progress.cell_done("imagenet-c", "clean (for relative mCE)", record, computed)
     return record["error"], None
 
 
@@ -365,12 +363,15 @@ def run_perturbation(ctx: _Context, spec: SuiteSpec) -> dict:
     source = ctx.perturbations(spec)
     d = ctx.options.difficulty
     cells, counts = [], {"computed": 0, "reused": 0}
-    for name in source.names(ctx.options.perturbations, d):
+    names = source.names(ctx.options.perturbations, d)
+    ctx.progress.start_suite(spec.name, len(names))
+    for name in names:
         fingerprint = {**ctx.fingerprint, **source.source, "perturbation": name, "difficulty": d}
-        compute = lambda n=name: _perturbation_record(n, d, source.logits(ctx.predictor, n, d))  # noqa: E731
+        compute = lambda n=name: _perturbation_record(  # noqa: E731
+            n, d, ctx.progress.batches(source.logits(ctx.predictor, n, d), n))
         record, _, computed = _cached_cell(ctx, spec.name, f"{name}-d{d}", fingerprint, compute)
         record["file"] = perturbation_data_file(name, d)
-        _log(spec.name, name, record, computed)
+        ctx.progress.cell_done(spec.name, name, record, computed)
         counts["computed" if computed else "reused"] += 1
         cells.append(record)
     fp = {c["perturbation"]: c["flip_probability"] for c in cells}
@@ -382,7 +383,8 @@ def run_perturbation(ctx: _Context, spec: SuiteSpec) -> dict:
     if baseline is None:
         notes.append("no baseline given (--baseline-ckpt or --baseline-results): mFR / mT5D not computed; the AlexNet "
                      "normalisers of the published ImageNet-P numbers are not public (docs/metrics.md §4.4)")
-    baseline_id = None if baseline is None else {k: (ctx.options.baseline or {}).get(k) for k in ("name", "sha256")}
+    baseline_id = None if baseline is None else {k: (ctx.options.baseline or {}).get(k)
+                                                 for k in ("name", "model", "sha256")}
     return _suite_result("perturbation", spec, ctx, source.source, cells, aggregates, counts, notes=notes,
                          baseline=baseline_id, preprocessing=source.preprocessing)
 

@@ -301,3 +301,58 @@ def test_calibration_summary_equals_the_separate_functions():
                                      "rms_calib_error": M.rms_calib_error(confidence, correct),
                                      "ece_15": M.expected_calibration_error(confidence, correct),
                                      "mce_15": M.max_calibration_error(confidence, correct)}, rel=1e-12)
+
+
+CALIBRATION_FUNCTIONS = (M.expected_calibration_error, M.max_calibration_error, M.reliability_bins,
+                         M.rms_calib_error, M.rms_calib_error_hendrycks, M.calibration_summary)
+
+
+@pytest.mark.parametrize("fn", CALIBRATION_FUNCTIONS, ids=lambda f: f.__name__)
+def test_calibration_metrics_reject_confidences_that_are_not_probabilities(fn):
+    n = 200
+    correct = np.ones(n, dtype=bool)
+    above = np.full(n, 0.5)
+    above[7] = 1.5  # a float64 "confidence" above 1: used to fall past the last bin (IndexError in the ECE binning)
+    probability = rf"{fn.__name__}: confidence must be a probability in \[0, 1\]"
+    with pytest.raises(ValueError, match=probability + r".*index 7: 1\.5"):
+        fn(above, correct)
+    with pytest.raises(ValueError, match=rf"{fn.__name__}: confidence must be a probability"):
+        fn(torch.full((n,), -0.1), torch.from_numpy(correct))
+    with pytest.raises(ValueError, match=rf"{fn.__name__}: 1 of 200 confidences are NaN or infinite \(first at index"):
+        fn(np.where(np.arange(n) == 3, np.nan, 0.5), correct)
+    with pytest.raises(ValueError, match=rf"{fn.__name__}: confidence has 200 entries but correct has 199"):
+        fn(np.full(n, 0.5), correct[:-1])
+    with pytest.raises(ValueError, match=rf"{fn.__name__}: correct must be bool or 0/1; index 0 is 2"):
+        fn(np.full(n, 0.5), np.full(n, 2))
+    with pytest.raises(ValueError, match=rf"{fn.__name__}: no samples"):
+        fn(np.zeros(0), np.zeros(0, dtype=bool))
+
+
+def test_calibration_metrics_take_float64_probabilities_and_rounding_above_one():
+    confidence = torch.linspace(0.05, 1.0, 300, dtype=torch.float64)
+    correct = torch.rand(300, generator=torch.Generator().manual_seed(0)) < confidence
+    expected = M.expected_calibration_error(confidence.float(), correct)
+    assert M.expected_calibration_error(confidence, correct) == pytest.approx(expected, abs=1e-6)
+    nudged = confidence.clone()
+    nudged[-1] = 1.0 + 1e-9  # rounding in a caller's softmax: counted as 1, in the last bin
+    assert M.expected_calibration_error(nudged, correct) == pytest.approx(expected, abs=1e-6)
+    assert M.reliability_bins(nudged, correct)["count"][-1] == M.reliability_bins(confidence, correct)["count"][-1]
+
+
+def test_normalised_means_over_an_incomplete_baseline_are_marked_partial():
+    fp = {p: 0.02 for p in M.IMAGENET_P_TEST}
+    t5d = {p: 1.0 for p in M.IMAGENET_P_TEST}
+    lacking = M.IMAGENET_P_TEST[-2:]
+    baseline = {"flip_probability": {p: 0.04 for p in M.IMAGENET_P_TEST if p not in lacking},
+                "top5_distance": {p: 2.0 for p in M.IMAGENET_P_TEST if p not in lacking}}
+    summary = M.perturbation_summary(fp, t5d, baseline)
+    assert summary["complete"] and summary["missing"] == []  # the run itself has all 10
+    assert summary["normalised_complete"] is False
+    assert summary["baseline_missing"] == list(lacking)
+    assert summary["normalised_perturbations_in_mean"] == list(M.IMAGENET_P_TEST[:-2])
+    assert summary["mfr"] == pytest.approx(0.5) and summary["mt5d"] == pytest.approx(0.5)  # over the 8 shared
+    full = M.perturbation_summary(fp, t5d, {"flip_probability": {p: 0.04 for p in fp},
+                                            "top5_distance": {p: 2.0 for p in fp}})
+    assert full["normalised_complete"] is True and full["baseline_missing"] == []
+    run_short = M.perturbation_summary({p: fp[p] for p in fp if p != "snow"}, t5d, baseline)
+    assert run_short["missing"] == ["snow"] and run_short["normalised_complete"] is False

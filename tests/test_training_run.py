@@ -162,4 +162,6 @@ def test_tensorboard_gets_the_named_scalars_and_the_view_grid(tmp_path):
     assert {"train/loss", "train/ce", "train/jsd", "train/lr", "train/error", "test/error", "test/loss",
             "perf/images_per_s"} <= scalars
     assert "train/loss_step" in scalars  # per-step curve every log_every steps
+    error = events.Scalars("test/error")[-1].value
+    assert error == pytest.approx(100 * summary["last"]["test_error"])  # percent, as the evaluator's eval/ scalars
     assert events.Tags()["images"] == ["augmix/clean_then_views"]

@@ -180,7 +180,8 @@ def _end_of_epoch(run: Run, result: EpochResult) -> dict[str, Any]:
                                                                      s.amp_dtype, t.channels_last)
     run.history.append(record)
     run.tracker.log_epoch(record)
-    run.tracker.scalars(record["step"], {TENSORBOARD_TAGS[k]: v for k, v in record.items() if k in TENSORBOARD_TAGS})
+    run.tracker.scalars(record["step"], {TENSORBOARD_TAGS[k]: 100 * v if k.endswith("_error") else v  # errors in %
+                                         for k, v in record.items() if k in TENSORBOARD_TAGS})
     selection = _selection_set(run)
     improved = False
     if selection and f"{selection}_error" in record:
