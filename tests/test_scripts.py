@@ -57,8 +57,8 @@ def test_imagenet_scripts_train_then_evaluate_under_torchrun(data_root):
     proc = _run("scripts/train_imagenet_ddp.sh", "optim.lr=0.2", GPUS="8", AUGMIX_DATA_ROOT=str(data_root))
     assert proc.returncode == 0, proc.stderr
     train, evaluate = proc.stdout.splitlines()
-    assert train == ("+ torchrun --standalone --nproc_per_node 8 train.py --config imagenet_resnet50.yaml --resume auto "
-                     "train.out_dir=runs/imagenet_resnet50 eval.suites=\\[\\] optim.lr=0.2")
+    assert train == ("+ torchrun --standalone --nproc_per_node 8 train.py --config imagenet_resnet50.yaml "
+                     "--resume auto train.out_dir=runs/imagenet_resnet50 eval.suites=\\[\\] optim.lr=0.2")
     assert evaluate.startswith("+ torchrun --standalone --nproc_per_node 8 evaluate.py --ckpt "
                                "runs/imagenet_resnet50/last.pt --suite imagenet-c")
     single = _run("scripts/train_imagenet.sh", AUGMIX_DATA_ROOT=str(data_root), PYTHON="py")

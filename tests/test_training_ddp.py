@@ -18,9 +18,9 @@ from torch import nn
 
 from loaders.device import DeviceLoader
 from loaders.sampling import EpochBatchSampler, EpochSampler
+from runtime.distributed import DistEnv
 from tests._training_data import tiny_overrides
 from training.checkpoint import load_checkpoint, state_digest
-from runtime.distributed import DistEnv
 from training.config import ConfigError, load_config
 from training.loop import NAN_RANK_VARIABLE, ViewMaker
 from training.run import check_distributed, fit, prepare_run
@@ -37,7 +37,8 @@ import sys
 from torch import nn
 sys.path.insert(0, {root!r})
 def forward(self, x):
-    return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+    return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0,
+                                    self.eps)
 nn.BatchNorm2d.forward = forward
 import train
 sys.exit(train.main(train.get_args_parser().parse_args()))
@@ -62,7 +63,8 @@ def _run(cmd: list[str], timeout: float = 90, **env: str) -> subprocess.Complete
 
 
 def _digests(output: str) -> list[str]:
-    return [line.split("sha256 ")[1].rstrip(")") for line in output.splitlines() if line.startswith("weights identical")]
+    return [line.split("sha256 ")[1].rstrip(")") for line in output.splitlines()
+            if line.startswith("weights identical")]
 
 
 @pytest.fixture(scope="module")
