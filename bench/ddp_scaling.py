@@ -28,8 +28,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.environment import environment  # noqa: E402
 from loaders.synthetic import write_cifar_pickles  # noqa: E402
+from runtime.environment import environment_record  # noqa: E402
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -70,6 +70,7 @@ def main(args: argparse.Namespace) -> dict:
     if args.batch % args.ranks:
         raise SystemExit(f"--batch {args.batch} must be a multiple of --ranks {args.ranks} (the global batch splits)")
     torch.set_num_threads(args.threads)
+    load_start = os.getloadavg()[0]
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         data_root = Path(tmp) / "data"
@@ -81,8 +82,8 @@ def main(args: argparse.Namespace) -> dict:
                     rates[ranks].append(measure(ranks, data_root, Path(tmp) / f"{name}-{ranks}-{round_}", args))
             results[name] = {str(r): {"median": statistics.median(v), "min": min(v), "max": max(v)}
                              for r, v in rates.items()}
-    env = environment(torch.device(args.device), peer="1 process")
-    print(f"DDP scaling on {env['cpu']} ({env['cores']} cores, load {env['load_avg_start']:.1f} at start), torch "
+    env = environment_record(args.device, peer="1 process", load_avg_start=load_start)
+    print(f"DDP scaling on {env['cpu']} ({env['cores']} cores, load {load_start:.1f} at start), torch "
           f"{env['torch']}, {args.threads} thread(s) per process, WRN-16-2 AugMix+JSD, global batch {args.batch}, "
           f"{args.images} images, {args.repeats} round(s)\n")
     print(f"| measurement | 1 process | {args.ranks} ranks | speed-up |\n|---|---|---|---|")

@@ -19,7 +19,7 @@ from torch import nn
 from loaders.device import DeviceLoader
 from loaders.sampling import EpochBatchSampler, EpochSampler
 from runtime.distributed import DistEnv
-from tests._training_data import tiny_overrides
+from tests.tiny_training import tiny_overrides
 from training.checkpoint import load_checkpoint, state_digest
 from training.config import ConfigError, load_config
 from training.loop import NAN_RANK_VARIABLE, ViewMaker
