@@ -129,9 +129,10 @@ def test_two_ranks_equal_one_process_with_the_same_global_batch(tmp_path, monkey
     keys = [k for k in a if a[k].is_floating_point()]
     diff = sum(((a[k].double() - b[k].double()) ** 2).sum() for k in keys).sqrt()
     update = sum(((b[k].double() - initial[k].double()) ** 2).sum() for k in keys).sqrt()
-    # Measured 2e-6 after these 5 steps (2e-4 after 15): only the order of float sums differs (gradient all-reduce,
-    # per-rank loss means), and SGD amplifies it over steps.
-    assert diff / update < 1e-4, (diff / update).item()
+    # Only the order of float sums differs (gradient all-reduce, per-rank loss means): measured 1.5e-6 after one step,
+    # then amplified by SGD at lr 0.1 to 2e-6..3e-4 after these 5 steps depending on the draws. Per-rank BatchNorm
+    # instead gives ~0.5; the inputs themselves are checked bit for bit in test_rank_shards_reassemble_...
+    assert diff / update < 1e-3, (diff / update).item()
 
 
 def test_sigterm_on_one_rank_stops_all_and_resumes_to_the_same_weights(straight, interrupted, tmp_path):
