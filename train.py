@@ -4,6 +4,10 @@
     python train.py --config cifar10_wrn.yaml optim.lr=0.05 train.epochs=1
     python train.py --config cifar10_wrn.yaml --resume auto         # continue runs/cifar10_wrn/last.pt exactly
     python train.py --config quickstart.yaml                        # digits, CPU, a few minutes
+    torchrun --standalone --nproc-per-node 8 train.py --config imagenet_resnet50.yaml   # one node, 8 GPUs
+
+Under torchrun (DistributedDataParallel; NCCL on GPUs, gloo on CPU) train.batch_size stays the global batch and
+each rank takes batch_size / WORLD_SIZE; rank 0 writes the run directory. See README "Multi-GPU and clusters".
 
 Config: code defaults (training/config.py) <- YAML (configs/) <- dotted overrides. The resolved config is printed,
 written to the run directory and stored in every checkpoint.
@@ -17,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from runtime.distributed import close_distributed, dist_env
 from training.config import ConfigError, RunConfig, load_config, to_dict
 from training.loop import NonFiniteLossError
 from training.run import fit, prepare_run, select_device
@@ -44,30 +49,40 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
+    env = dist_env()
+    who = f"rank {env.rank}: " if env.enabled else ""  # torchrun interleaves the ranks' output
     try:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
+        print(f"{who}config error: {exc}", file=sys.stderr)
         return 2
-    print(yaml.safe_dump(to_dict(cfg), sort_keys=False).rstrip(), flush=True)
+    if env.is_main:
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False).rstrip(), flush=True)
     if args.print_config:
         return 0
     try:
         run = prepare_run(cfg, resume=args.resume)
         summary = fit(run, stop_after_epochs=args.stop_after)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{who}error: {exc}", file=sys.stderr)
         return 2
     except NonFiniteLossError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{who}error: {exc}", file=sys.stderr)
         return EXIT_NONFINITE
+    finally:
+        close_distributed()
     if summary["stopped_by"] in EXIT_SIGNAL:
         return EXIT_SIGNAL[summary["stopped_by"]]
+    if not env.is_main:
+        return 0
     last = summary["last"]
     if "test_error" in last and summary["epoch"] == cfg.train.epochs:
         print(f"final clean test error: {100 * last['test_error']:.2f}% after {summary['epoch']} epochs "
               f"(checkpoint: {summary['run_dir']}/last.pt)", flush=True)
     if cfg.eval.suites and summary["epoch"] == cfg.train.epochs:
+        if env.enabled:
+            print(f"evaluating on rank 0 only; for a multi-GPU evaluation run torchrun ... evaluate.py --ckpt "
+                  f"{summary['run_dir']}/last.pt (or set eval.suites=[] to skip this step)", flush=True)
         evaluate_run(Path(summary["run_dir"]), cfg)
     return 0
 

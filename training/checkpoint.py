@@ -6,6 +6,7 @@ resume needs: optimizer, scheduler, grad scaler, epoch and step counters, every 
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import zipfile
 from pathlib import Path
@@ -46,3 +47,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise ValueError(f"{path}: checkpoint format {state.get('format_version')} is not supported "
                          f"(this code reads format {FORMAT_VERSION})")
     return state
+
+
+def state_digest(state_dict: dict[str, torch.Tensor]) -> str:
+    """sha256 over a state_dict's names, dtypes, shapes and bytes: equal digests mean bit-identical weights."""
+    digest = hashlib.sha256()
+    for name, tensor in state_dict.items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

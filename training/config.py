@@ -74,7 +74,11 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     epochs: int = 100
-    batch_size: int = 128               # unique images per step (x3 forward with JSD)
+    batch_size: int = 128               # unique images per step over all ranks (x3 forward with JSD); each of the
+                                        # torchrun ranks takes batch_size / WORLD_SIZE
+    sync_bn: bool = False               # torchrun on GPUs: BatchNorm statistics over the global batch (paper: off,
+                                        # statistics per GPU batch)
+    dist_timeout: int = 600             # seconds a collective waits for a silent rank before the job fails
     seed: int = 1
     device: str = "auto"                # auto | cpu | cuda | cuda:N
     amp: str = "auto"                   # auto (bf16 on CUDA, off on CPU) | off | bf16 | fp16
@@ -125,6 +129,7 @@ CHOICES = {
 RANGES = {
     "augment.severity": (1, 10), "augment.width": (1, 100), "augment.fill": (0, 255),
     "train.epochs": (1, 100_000), "train.batch_size": (1, 1 << 20), "data.image_size": (8, 4096),
+    "train.dist_timeout": (1, 7 * 24 * 3600),
 }
 
 

@@ -1,6 +1,8 @@
 """A training run: build the parts from a RunConfig, resume if asked, fit, checkpoint, report.
 
 ``prepare_run`` builds everything (nothing below it sees the config object); ``fit`` loops over epochs.
+Under torchrun every rank runs both: DistributedDataParallel, each rank its share of every global batch; rank 0
+alone writes checkpoints, logs, TensorBoard and progress bars.
 """
 
 from __future__ import annotations
@@ -14,16 +16,29 @@ from typing import Any
 import torch
 import yaml
 
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
 from models.weights import Normalization, checkpoint_model_fields
 from models.weights import unwrap_model as unwrap
+from runtime.distributed import (
+    DistEnv,
+    all_gather_values,
+    barrier,
+    broadcast_tensors,
+    dist_env,
+    init_distributed,
+    print_main,
+)
 from runtime.files import atomic_write_text
-from runtime.seeding import capture_rng_state, restore_rng_state, seed_everything
-from training.checkpoint import load_checkpoint, save_checkpoint
+from runtime.seeding import capture_rng_state, derive_seed, restore_rng_state, seed_everything
+from training.checkpoint import load_checkpoint, save_checkpoint, state_digest
 from training.config import ConfigError, RunConfig, to_dict
 from training.data import TrainData, build_data
 from training.loop import (
     EpochResult,
     NonFiniteLossError,
+    RankVote,
     Stepper,
     StopRequest,
     ViewMaker,
@@ -34,8 +49,8 @@ from training.optim import build_optimizer, build_scheduler
 from training.tracking import RunTracker
 
 # Keys that may differ between a checkpoint's config and the resuming command (they do not change the maths).
-RESUMABLE_CHANGES = ("train.device", "train.out_dir", "train.log_every", "data.root", "data.num_workers",
-                     "data.download", "eval.")
+RESUMABLE_CHANGES = ("train.device", "train.out_dir", "train.log_every", "train.dist_timeout", "data.root",
+                     "data.num_workers", "data.download", "eval.")
 
 TENSORBOARD_TAGS = {"lr": "train/lr", "train_loss": "train/loss", "train_ce": "train/ce", "train_jsd": "train/jsd",
                     "train_error": "train/error", "images_per_s": "perf/images_per_s", "epoch_s": "perf/epoch_s",
@@ -53,19 +68,40 @@ class Run:
     views: ViewMaker
     tracker: RunTracker
     model_args: dict[str, Any]
+    env: DistEnv = DistEnv()
     epoch: int = 0                  # completed epochs
     step_in_epoch: int = 0          # steps already done in epoch ``epoch`` (non-zero after a mid-epoch stop)
     best: dict[str, Any] | None = None
     history: list[dict[str, Any]] | None = None
 
 
-def select_device(name: str) -> torch.device:
+def select_device(name: str, env: DistEnv = DistEnv()) -> torch.device:
+    """The device of ``train.device``; under torchrun on CUDA, every rank's own ``cuda:LOCAL_RANK``."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"train.device={name} but CUDA is not available; use train.device=cpu or auto")
+    if env.enabled and device.type == "cuda":
+        if device.index is not None:
+            raise ConfigError(f"train.device={name}: under torchrun each rank uses cuda:LOCAL_RANK; set "
+                              f"train.device=cuda (or auto) and choose GPUs with CUDA_VISIBLE_DEVICES")
+        if env.local_rank >= torch.cuda.device_count():
+            raise ConfigError(f"LOCAL_RANK={env.local_rank} but this node has {torch.cuda.device_count()} visible "
+                              f"GPUs; lower --nproc-per-node")
+        device = torch.device("cuda", env.local_rank)
     return device
+
+
+def check_distributed(cfg: RunConfig, env: DistEnv, device: torch.device) -> None:
+    """Configuration errors that only show with several ranks."""
+    t = cfg.train
+    if t.batch_size % env.world_size:
+        raise ConfigError(f"train.batch_size={t.batch_size} is the global batch and must split evenly over "
+                          f"WORLD_SIZE={env.world_size} ranks ({t.batch_size} / {env.world_size} is not whole); "
+                          f"use a multiple of {env.world_size}")
+    if t.sync_bn and env.enabled and device.type != "cuda":
+        raise ConfigError("train.sync_bn=true needs CUDA (SyncBatchNorm runs on GPUs); set train.sync_bn=false on CPU")
 
 
 def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
@@ -84,24 +120,31 @@ def prepare_run(cfg: RunConfig, resume: str | None = None) -> Run:
     from augment.jsd import AugMixLoss
     from models import build_model
 
+    env = dist_env()
     run_dir = run_directory(cfg)
     ckpt_path = _resume_path(resume, run_dir)
-    state = load_checkpoint(ckpt_path) if ckpt_path else None
+    state = load_checkpoint(ckpt_path) if ckpt_path else None  # every rank loads the same file
     if state is not None:
         _check_resume_config(state["config"], to_dict(cfg), ckpt_path)
-    device = select_device(cfg.train.device)
-    seed_everything(cfg.train.seed)
+    device = select_device(cfg.train.device, env)
+    check_distributed(cfg, env, device)
+    init_distributed(env, device, cfg.train.dist_timeout)
+    seed_everything(cfg.train.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
     a = cfg.augment
     use_augmix = a.mode == "augmix"
     mean_std = _mean_std(cfg)
     augmix = build_augmix(a.backend, severity=a.severity, width=a.width, depth=a.depth, alpha=a.alpha,
                           all_ops=a.all_ops, fill=a.fill, mean=mean_std[0], std=mean_std[1],
                           compile=a.compile) if use_augmix else None
-    data = build_data(cfg, device, augmix if a.backend == "pil" else None)
+    data = build_data(cfg, device, augmix if a.backend == "pil" else None, env.rank, env.world_size)
     model_args = {"name": cfg.model.name, "num_classes": data.num_classes,
                   **{k: v for k, v in (("depth", cfg.model.depth), ("width", cfg.model.width),
                                        ("droprate", cfg.model.droprate)) if v is not None}}
     model = build_model(**model_args).to(device)
+    if cfg.train.sync_bn and env.enabled:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # same state_dict keys as BatchNorm2d
+    if env.rank > 0:
+        seed_everything(derive_seed(cfg.train.seed, env.rank))  # dropout masks differ between ranks
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     o, t = cfg.optim, cfg.train
@@ -118,12 +161,15 @@ def prepare_run(cfg: RunConfig, resume: str | None = None) -> Run:
     to_float = lambda images: normalize(images, data.mean, data.std)
     views = ViewMaker(a.backend, a.mode, cfg.loss.jsd, augmix if a.backend == "tensor" else None, to_float,
                       device, t.seed)
-    run = Run(cfg, run_dir, device, data, stepper, views, None, model_args, history=[])
+    run = Run(cfg, run_dir, device, data, stepper, views, None, model_args, env, history=[])
     if state is not None:
         _restore(run, state)
-    run.tracker = RunTracker(run_dir, resume_epoch=run.epoch if state is not None else None)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    if env.enabled:  # after the restore: DDP starts by broadcasting rank 0's weights and buffers
+        stepper.model = DistributedDataParallel(compiled, device_ids=[device.index] if device.type == "cuda" else None)
+    run.tracker = RunTracker(run_dir, enabled=env.is_main, resume_epoch=run.epoch if state is not None else None)
+    if env.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     return run
 
 
@@ -133,7 +179,8 @@ def fit(run: Run, stop_after_epochs: int | None = None) -> dict[str, Any]:
     t = run.cfg.train
     _log_start(run)
     epochs_this_run, stopped_by = 0, None
-    with StopRequest() as stop:
+    with StopRequest() as signals:
+        stop = RankVote(signals, run.env.rank, run.env.world_size, run.device) if run.env.enabled else signals
         while run.epoch < t.epochs:
             if stop_after_epochs is not None and epochs_this_run >= stop_after_epochs:
                 stopped_by = "stop-after"
@@ -141,7 +188,7 @@ def fit(run: Run, stop_after_epochs: int | None = None) -> dict[str, Any]:
             on_log = lambda step, values, e=run.epoch: _on_log(run, e, step, values)
             try:
                 result = train_one_epoch(run.stepper, run.views, run.data.train, run.epoch, run.step_in_epoch,
-                                         stop, on_log, t.log_every, t.max_steps_per_epoch)
+                                         stop, on_log, t.log_every, t.max_steps_per_epoch, run.env.is_main)
             except NonFiniteLossError as exc:
                 raise NonFiniteLossError(
                     f"{exc} at epoch {run.epoch + 1}: stopping; the last good checkpoint "
@@ -150,17 +197,18 @@ def fit(run: Run, stop_after_epochs: int | None = None) -> dict[str, Any]:
                 run.step_in_epoch = result.steps_done
                 stopped_by = signal.Signals(stop.signum).name
                 _save(run, "last.pt", {"interrupted_by": stopped_by})
-                print(f"{stopped_by}: stopped at epoch {run.epoch + 1} step {result.steps_done}; wrote "
-                      f"{run.run_dir / 'last.pt'}. Resume with --resume auto.", flush=True)
+                print_main(f"{stopped_by}: stopped at epoch {run.epoch + 1} step {result.steps_done}; wrote "
+                           f"{run.run_dir / 'last.pt'}. Resume with --resume auto.")
                 break
             run.epoch, run.step_in_epoch, epochs_this_run = run.epoch + 1, 0, epochs_this_run + 1
             _end_of_epoch(run, result)
             if stop.requested:
                 stopped_by = signal.Signals(stop.signum).name
-                print(f"{stopped_by}: stopped after epoch {run.epoch}; {run.run_dir / 'last.pt'} is up to date. "
-                      f"Resume with --resume auto.", flush=True)
+                print_main(f"{stopped_by}: stopped after epoch {run.epoch}; {run.run_dir / 'last.pt'} is up to date. "
+                           f"Resume with --resume auto.")
                 break
     run.tracker.close()
+    barrier()  # rank 0's files are complete before any rank returns
     last = run.history[-1] if run.history else {}
     return {"run_dir": str(run.run_dir), "epoch": run.epoch, "stopped_by": stopped_by, "last": last,
             "best": run.best}
@@ -171,12 +219,13 @@ def _end_of_epoch(run: Run, result: EpochResult) -> dict[str, Any]:
     record = {"epoch": run.epoch, "step": s.scheduler.last_epoch, "lr": s.optimizer.param_groups[0]["lr"],
               "train_loss": result.loss, "train_ce": result.ce, "train_jsd": result.jsd,
               "train_error": result.train_error, "images_per_s": result.images_per_s, "epoch_s": result.seconds}
+    _agree_on_weights(run)
     if run.epoch % t.eval_every == 0 or run.epoch == t.epochs:
-        to_float = run.views.normalize
-        record["test_error"], record["test_loss"] = evaluate_error(s.model, run.data.test, to_float, run.device,
+        to_float, model = run.views.normalize, _local_model(s.model)
+        record["test_error"], record["test_loss"] = evaluate_error(model, run.data.test, to_float, run.device,
                                                                    s.amp_dtype, t.channels_last)
         if run.data.val is not None:
-            record["val_error"], record["val_loss"] = evaluate_error(s.model, run.data.val, to_float, run.device,
+            record["val_error"], record["val_loss"] = evaluate_error(model, run.data.val, to_float, run.device,
                                                                      s.amp_dtype, t.channels_last)
     run.history.append(record)
     run.tracker.log_epoch(record)
@@ -194,10 +243,30 @@ def _end_of_epoch(run: Run, result: EpochResult) -> dict[str, Any]:
         _save(run, "best.pt", {})
     test = f" test err {100 * record['test_error']:.2f}%" if "test_error" in record else ""
     val = f" val err {100 * record['val_error']:.2f}%" if "val_error" in record else ""
-    print(f"epoch {run.epoch}/{t.epochs}: loss {result.loss:.4f} (ce {result.ce:.4f}, jsd {result.jsd:.4f}) "
-          f"train err {100 * result.train_error:.2f}%{test}{val} lr {record['lr']:.3g} "
-          f"{result.images_per_s:.0f} img/s {result.seconds:.1f}s", flush=True)
+    print_main(f"epoch {run.epoch}/{t.epochs}: loss {result.loss:.4f} (ce {result.ce:.4f}, jsd {result.jsd:.4f}) "
+               f"train err {100 * result.train_error:.2f}%{test}{val} lr {record['lr']:.3g} "
+               f"{result.images_per_s:.0f} img/s {result.seconds:.1f}s")
     return record
+
+
+def _local_model(model: nn.Module) -> nn.Module:
+    """The (possibly compiled) model inside DDP: evaluation runs per rank on shards of different lengths, which
+    DDP's forward (it broadcasts buffers, a collective) must not see."""
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def _agree_on_weights(run: Run) -> None:
+    """Under torchrun: give every rank rank 0's buffers (BatchNorm running statistics are updated from each rank's
+    own batches; DDP only broadcasts them at the next forward), then check that all ranks hold identical weights."""
+    if not run.env.enabled:
+        return
+    model = unwrap(run.stepper.model)
+    broadcast_tensors(list(model.buffers()))
+    digests = all_gather_values(state_digest(model.state_dict()))
+    if len(set(digests)) > 1:
+        raise RuntimeError(f"ranks hold different weights after epoch {run.epoch} (sha256 per rank: "
+                           f"{', '.join(d[:12] for d in digests)}); a rank diverged")
+    print_main(f"weights identical on all {run.env.world_size} ranks (sha256 {digests[0]})")
 
 
 def _selection_set(run: Run) -> str | None:
@@ -210,13 +279,20 @@ def _selection_set(run: Run) -> str | None:
 
 
 def _save(run: Run, name: str, extra: dict[str, Any]) -> None:
+    """Called on every rank (it gathers each rank's RNG state); rank 0 alone writes."""
     s = run.stepper
+    rng = capture_rng_state()
+    rng_ranks = all_gather_values(rng) if run.env.enabled else None
+    if not run.env.is_main:
+        return
+    if rng_ranks is not None:
+        extra = {**extra, "rng_ranks": rng_ranks}
     model_fields = checkpoint_model_fields(s.model, run.model_args, run.cfg.data.dataset,
                                            Normalization(run.data.mean, run.data.std), run.data.image_size, run.epoch)
     save_checkpoint(
         run.run_dir / name, **model_fields, optimizer=s.optimizer.state_dict(), scheduler=s.scheduler.state_dict(),
         scaler=s.scaler.state_dict(), step_in_epoch=run.step_in_epoch,
-        global_step=s.scheduler.last_epoch, rng=capture_rng_state(), config=to_dict(run.cfg),
+        global_step=s.scheduler.last_epoch, rng=rng, world_size=run.env.world_size, config=to_dict(run.cfg),
         metrics={"history": run.history, "best": run.best}, saved_at=time.time(), **extra)
 
 
@@ -229,7 +305,18 @@ def _restore(run: Run, state: dict[str, Any]) -> None:
     run.epoch, run.step_in_epoch = state["epoch"], state["step_in_epoch"]
     run.history = list(state["metrics"]["history"])
     run.best = state["metrics"]["best"]
+    saved_world, world = int(state.get("world_size", 1)), run.env.world_size
+    if saved_world == world:
+        restore_rng_state(state["rng_ranks"][run.env.rank] if "rng_ranks" in state else state["rng"])
+        return
     restore_rng_state(state["rng"])
+    if run.env.rank > 0:
+        seed_everything(derive_seed(run.cfg.train.seed, run.env.rank, s.scheduler.last_epoch))
+    per_rank = lambda n: f"{run.cfg.train.batch_size // n} images per rank"
+    print_main(f"note: the checkpoint was written by {saved_world} rank(s) and resumes on {world}: the global batches, "
+               f"their order and AugMix draws are the same, but BatchNorm statistics now come from "
+               f"{per_rank(world)} (was {per_rank(saved_world)}) and dropout masks differ, so the run will not match "
+               f"an uninterrupted {saved_world}-rank run bit for bit.")
 
 
 def _resume_path(resume: str | None, run_dir: Path) -> Path | None:
@@ -246,11 +333,22 @@ def _resume_path(resume: str | None, run_dir: Path) -> Path | None:
 
 
 def _check_resume_config(saved: dict, current: dict, path: Path) -> None:
+    saved = _with_defaults(saved, to_dict(RunConfig()))  # keys added since the checkpoint was written
     diffs = [f"{key}: {a!r} in the checkpoint, {b!r} now" for key, a, b in _flat_diff(saved, current)
              if not key.startswith(RESUMABLE_CHANGES)]
     if diffs:
         raise ConfigError(f"cannot resume {path} with a different config ({'; '.join(diffs)}). Drop those "
                           f"overrides, or start a new run with another train.out_dir.")
+
+
+def _with_defaults(saved: dict, defaults: dict) -> dict:
+    merged = dict(saved)
+    for key, value in defaults.items():
+        if key not in merged:
+            merged[key] = value
+        elif isinstance(value, dict) and isinstance(merged[key], dict):
+            merged[key] = _with_defaults(merged[key], value)
+    return merged
 
 
 def _flat_diff(a: dict, b: dict, prefix: str = ""):
@@ -274,6 +372,8 @@ def _on_log(run: Run, epoch: int, step: int, values: dict[str, float]) -> None:
 
 
 def _log_start(run: Run) -> None:
+    if not run.env.is_main:
+        return
     cfg = run.cfg
     a = cfg.augment
     aug = (f"AugMix ({a.backend} backend{', compiled' if a.compile else ''}, severity {a.severity}, width {a.width}, "
@@ -286,9 +386,18 @@ def _log_start(run: Run) -> None:
     print(f"run {cfg.name} -> {run.run_dir} ({where})\n  data: {run.data.description}\n  model: "
           f"{run.model_args} ({n_params:,} parameters) on {run.device}"
           f"{', ' + str(run.stepper.amp_dtype).replace('torch.', '') if run.stepper.amp_dtype else ''}\n"
-          f"  augmentation: {aug}", flush=True)
+          f"  augmentation: {aug}\n  {_scale_line(run)}", flush=True)
     if run.epoch == 0 and run.step_in_epoch == 0 and cfg.train.image_grid and a.mode == "augmix":
         _log_views(run)
+
+
+def _scale_line(run: Run) -> str:
+    """World size, global and per-rank batch, and the learning rate these imply."""
+    o, t, world = run.cfg.optim, run.cfg.train, run.env.world_size
+    base = run.stepper.scheduler.base_lrs[0]
+    lr = f"lr {base:.4g}" + (f" (= {o.lr:g} x {t.batch_size} / 256)" if o.scale_lr_by_batch else "")
+    sync = ", SyncBatchNorm" if t.sync_bn and run.env.enabled else ""
+    return f"scale: {world} rank(s){sync}; global batch {t.batch_size}, {t.batch_size // world} per rank; {lr}"
 
 
 def _log_views(run: Run) -> None:
