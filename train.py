@@ -2,6 +2,7 @@
 
     python train.py --config cifar10_wrn.yaml                       # the paper's WRN-40-2 recipe
     python train.py --config cifar10_wrn.yaml optim.lr=0.05 train.epochs=1
+    python train.py --config cifar10_wrn.yaml augment.mode=standard # the baseline, in runs/cifar10_wrn-standard
     python train.py --config cifar10_wrn.yaml --resume auto         # continue runs/cifar10_wrn/last.pt exactly
     python train.py --config quickstart.yaml                        # digits, CPU, a few minutes
     torchrun --standalone --nproc-per-node 8 train.py --config imagenet_resnet50.yaml   # one node, 8 GPUs
@@ -10,7 +11,12 @@ Under torchrun (DistributedDataParallel; NCCL on GPUs, gloo on CPU) train.batch_
 each rank takes batch_size / WORLD_SIZE; rank 0 writes the run directory. See README "Multi-GPU and clusters".
 
 Config: code defaults (training/config.py) <- YAML (configs/) <- dotted overrides. The resolved config is printed,
-written to the run directory and stored in every checkpoint.
+written to the run directory and stored in every checkpoint. The run directory defaults to runs/<config name> plus
+the recipe overrides (runs/cifar10_wrn-nojsd); a fresh run refuses a directory that holds a run (--resume auto
+continues it, --overwrite replaces it).
+
+Exit codes: 0 done or stopped by --stop-after; 2 a mistake in the command, config or data; 1 the machine (no GPU, a
+full or read-only disk, the run folder in use); 3 a non-finite loss; 143 / 130 after SIGTERM / SIGINT (checkpointed).
 """
 
 from __future__ import annotations
@@ -21,11 +27,15 @@ from pathlib import Path
 
 import yaml
 
+from runtime.devices import DeviceError
 from runtime.distributed import close_distributed, dist_env
+from runtime.locks import FolderLockedError
 from training.config import ConfigError, RunConfig, load_config, to_dict
 from training.loop import NonFiniteLossError
-from training.run import fit, prepare_run, select_device
+from training.run import ENVIRONMENT_ERRNOS, CheckpointWriteError, fit, prepare_run, resume_command, select_device
 
+EXIT_USAGE = 2        # the command, the config or the data: the user can fix it
+EXIT_ENVIRONMENT = 1  # the machine: no GPU, disk full, read-only folder, run folder in use
 EXIT_NONFINITE = 3
 EXIT_SIGNAL = {"SIGTERM": 143, "SIGINT": 130}  # 128 + signal number, after a clean checkpoint
 
@@ -41,11 +51,41 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--resume", default=None,
                         help="checkpoint to continue from, or 'auto' for last.pt in the run directory when it "
                              "exists (default: start fresh)")
-    parser.add_argument("--stop-after", type=int, default=None, metavar="EPOCHS",
-                        help="train at most this many epochs in this invocation, then checkpoint and exit "
-                             "(for time-limited jobs; default: run to train.epochs)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start fresh in a run folder that holds an earlier run, removing only its files "
+                             "(last.pt, best.pt, metrics.jsonl, config.yaml, tb/, eval/); default: refuse")
+    parser.add_argument("--stop-after", type=_epochs, default=None, metavar="EPOCHS",
+                        help="train at most this many epochs (>= 1) in this invocation, then checkpoint, print the "
+                             "command that continues, and exit (for time-limited jobs; default: run to train.epochs)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     return parser
+
+
+def _epochs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of epochs >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of epochs >= 1, got {value} (to train to the end, "
+                                         "leave --stop-after out)")
+    return value
+
+
+def _device_exit(name: str) -> int:
+    """A device this machine lacks is the environment's fault; a name that is not a device is the command's."""
+    import torch
+
+    try:
+        kind = torch.device(name).type
+    except (RuntimeError, ValueError):
+        return EXIT_USAGE
+    return EXIT_ENVIRONMENT if kind in ("cuda", "mps") else EXIT_USAGE
+
+
+def _command_line(args: argparse.Namespace) -> list[str]:
+    """The arguments that rebuild this run's config (for the resume hint)."""
+    return [*(["--config", str(args.config)] if args.config else []), *args.overrides]
 
 
 def main(args: argparse.Namespace) -> int:
@@ -55,17 +95,28 @@ def main(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as exc:
         print(f"{who}config error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if env.is_main:
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False).rstrip(), flush=True)
     if args.print_config:
         return 0
     try:
-        run = prepare_run(cfg, resume=args.resume)
-        summary = fit(run, stop_after_epochs=args.stop_after)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        run = prepare_run(cfg, resume=args.resume, overwrite=args.overwrite)
+        summary = fit(run, stop_after_epochs=args.stop_after,
+                      resume_command=resume_command(_command_line(args), distributed=env.enabled))
+    except DeviceError as exc:
         print(f"{who}error: {exc}", file=sys.stderr)
-        return 2
+        return _device_exit(cfg.train.device)
+    except (FolderLockedError, CheckpointWriteError) as exc:
+        print(f"{who}error: {exc}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    except (ConfigError, ValueError) as exc:
+        print(f"{who}error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # a missing data file is the command's; a full or read-only disk is the machine's
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"{who}error:{where} {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ENVIRONMENT if exc.errno in ENVIRONMENT_ERRNOS else EXIT_USAGE
     except NonFiniteLossError as exc:
         print(f"{who}error: {exc}", file=sys.stderr)
         return EXIT_NONFINITE

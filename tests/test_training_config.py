@@ -37,10 +37,16 @@ def test_paper_defaults_are_the_code_defaults():
     ("train.epochs=1.5", "train.epochs expects int, got 1.5"),
     ("loss.jsd=maybe", "loss.jsd expects bool"),
     ("augment.backend=cuda", "augment.backend must be one of tensor, pil"),
-    ("augment.severity=11", "augment.severity must be in [1, 10]"),
-    ("augment.depth=0", "augment.depth must be -1"),
+    ("augment.severity=11", "augment.severity=11 is out of range: expected [1, 10]"),
+    ("augment.depth=0", "augment.depth=0 is out of range: expected -1 or >= 1"),
     ("augment=3", "'augment' is a section"),
     ("optim.lr", "not of the form section.key=value"),
+    ("=3", "not of the form section.key=value"),
+    ("optim..lr=1", "not of the form section.key=value"),
+    ("a.b.c=1", "unknown key 'a'; valid keys at top level"),
+    ("optim.lr.x=1", "'optim.lr' is a value, not a section"),
+    ("train.epochs=[1", "override 'train.epochs=[1': not valid YAML"),
+    ("train.seed=!!python/object/apply:os.getpid []", "tags that build Python objects are refused"),
     ("train.select_on=val", "needs a held-out split"),
     ("augment.compile=true augment.backend=pil", "has no effect with augment.backend=pil"),
 ])
@@ -81,3 +87,92 @@ def test_step_schedule_drops_at_thirds():
     steps = 10
     factors = [step_factor(e * steps, steps, 90) for e in (0, 29, 30, 59, 60, 89)]
     assert factors == [1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
+
+
+# Every numeric key with one value just outside its range: one line naming key, value and the valid range.
+OUT_OF_RANGE = [
+    ("data.val_size=-1", ">= 0"), ("data.limit_train=0", ">= 1 or null"), ("data.limit_test=-5", ">= 1 or null"),
+    ("data.num_workers=-1", ">= 0"), ("data.image_size=4", "[8, 4096]"), ("data.std=[0.5,0,0.5]", "> 0"),
+    ("train.max_steps_per_epoch=0", ">= 1 or null"), ("train.eval_every=0", ">= 1"),
+    ("train.test_batch_size=0", ">= 1"), ("train.log_every=0", ">= 1"), ("train.batch_size=0", ">= 1"),
+    ("train.epochs=0", ">= 1"), ("train.dist_timeout=0", "> 0"), ("train.seed=-1", "[0, 4.29497e+09]"),
+    ("train.image_grid=-1", ">= 0"), ("optim.lr=0", "> 0"), ("optim.lr=-0.1", "> 0"), ("optim.momentum=1", "[0, 1)"),
+    ("optim.momentum=-0.1", "[0, 1)"), ("optim.weight_decay=-1e-4", ">= 0"), ("optim.min_lr=-1", ">= 0"),
+    ("augment.severity=0", "[1, 10]"), ("augment.width=0", ">= 1"), ("augment.depth=-2", "-1 or >= 1"),
+    ("augment.alpha=0", "> 0"), ("augment.fill=256", "[0, 255]"), ("loss.jsd_weight=-1", ">= 0"),
+    ("model.depth=0", ">= 1 or null"), ("model.width=0", ">= 1 or null"), ("model.droprate=1", "[0, 1) or null"),
+    ("eval.severities=[0,3]", "[1, 5] for every element"), ("eval.limit=-1", ">= 0"), ("eval.batch_size=0", ">= 1"),
+]
+
+
+@pytest.mark.parametrize("override,valid", OUT_OF_RANGE, ids=[o.split("=")[0] for o, _ in OUT_OF_RANGE])
+def test_every_numeric_key_has_a_stated_range(override, valid):
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError) as info:
+        load_config("cifar10_wrn.yaml", [override])
+    message = str(info.value)
+    assert message.startswith(f"{key}=") and "is out of range: expected" in message and valid in message, message
+    assert "\n" not in message
+
+
+def test_every_numeric_key_is_in_the_range_table():
+    from training.config import RANGES, RunConfig
+
+    numeric = [f"{section}.{key}" for section, values in to_dict(RunConfig()).items() if isinstance(values, dict)
+               for key, value in values.items()
+               if isinstance(value, int | float) and not isinstance(value, bool) or
+               key in ("limit_train", "limit_test", "max_steps_per_epoch", "depth", "width", "droprate", "std",
+                       "severities")]
+    assert sorted(set(numeric) - set(RANGES)) == []
+
+
+def test_null_limits_mean_all_and_legal_edges_pass():
+    cfg = load_config("cifar10_wrn.yaml", ["data.limit_train=null", "train.max_steps_per_epoch=1", "optim.momentum=0",
+                                           "augment.depth=-1", "augment.depth=1", "loss.jsd_weight=0"])
+    assert cfg.data.limit_train is None and cfg.train.max_steps_per_epoch == 1
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("train:\n  epochs: 3\n  epochs: 4\n", ":3: not valid YAML: duplicate key 'epochs' (first given at line 2)"),
+    ("train:\n  epochs: 3\noptim:\n  lr: 0.1\ntrain:\n  seed: 2\n",
+     ":5: not valid YAML: duplicate key 'train' (first given at line 1)"),
+    ("train:\n  epochs: [3\noptim: {}\n", ":3: not valid YAML"),
+    ("train:\n  epochs: !!python/object/apply:os.system [echo hi]\n",
+     ":2: not valid YAML: could not determine a constructor"),
+    ("- 1\n- 2\n", "expected a mapping of sections"),
+], ids=["duplicate-key", "duplicate-section", "malformed", "python-tag", "not-a-mapping"])
+def test_yaml_mistakes_name_the_file_and_line(tmp_path, text, expected):
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(str(path)) and expected in str(info.value), str(info.value)
+
+
+def test_a_config_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="latin1.yaml: not UTF-8 text \\(byte 0xe9 at offset 9\\)"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("overrides,folder", [
+    ([], "runs/cifar10_wrn"),
+    (["augment.mode=standard"], "runs/cifar10_wrn-standard"),
+    (["loss.jsd=false"], "runs/cifar10_wrn-nojsd"),
+    (["train.seed=2"], "runs/cifar10_wrn-seed2"),
+    (["optim.lr=0.05", "model.width=4"], "runs/cifar10_wrn-model_width4-lr0.05"),
+    (["augment.width=2"], "runs/cifar10_wrn-augment_width2"),
+    (["train.device=cpu", "data.root=/data", "data.num_workers=0", "eval.suites=[clean]", "train.log_every=5"],
+     "runs/cifar10_wrn"),
+    (["optim.lr=0.1"], "runs/cifar10_wrn"),  # the config's own value: the same recipe
+    (["train.out_dir=elsewhere", "train.seed=3"], "elsewhere"),
+])
+def test_default_run_folder_names_the_recipe(overrides, folder):
+    assert load_config("cifar10_wrn.yaml", overrides).train.out_dir == folder
+
+
+def test_run_folder_suffix_falls_back_to_a_hash():
+    out = load_config("cifar10_wrn.yaml", ["data.mean=[0.4,0.4,0.4]"]).train.out_dir
+    assert out.startswith("runs/cifar10_wrn-") and len(out) == len("runs/cifar10_wrn-") + 8
+    assert out == load_config("cifar10_wrn.yaml", ["data.mean=[0.4,0.4,0.4]"]).train.out_dir  # stable

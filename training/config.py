@@ -7,6 +7,9 @@ Every key is the parameter name of the function it feeds (``augment.severity`` -
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -29,8 +32,8 @@ class DataConfig:
     resident: str = "auto"              # tensor backend, CIFAR-sized data: keep uint8 data on the device (auto|on|off)
     mean: list[float] | None = None     # normalisation; None = dataset default (CIFAR 0.5, ImageNet standard)
     std: list[float] | None = None
-    limit_train: int = 0                # use only the first N training images (smoke tests); 0 = all
-    limit_test: int = 0                 # use only the first N test images; 0 = all
+    limit_train: int | None = None      # use only the first N training images (smoke tests); None = all
+    limit_test: int | None = None       # use only the first N test images; None = all
 
 
 @dataclass
@@ -84,13 +87,13 @@ class TrainConfig:
     amp: str = "auto"                   # auto (bf16 on CUDA, off on CPU) | off | bf16 | fp16
     channels_last: bool = False
     compile: bool = False               # torch.compile the model
-    out_dir: str | None = None          # run directory; None = runs/<config name>
+    out_dir: str | None = None          # run directory; None = runs/<config name>[-<recipe overrides>]
     select_on: str = "auto"             # best.pt selection: auto (val if val_size > 0, else none) | val | test | none
     eval_every: int = 1                 # epochs between test/val evaluations
     test_batch_size: int = 1000
     log_every: int = 20                 # steps between progress-bar / TensorBoard loss updates
     image_grid: int = 8                 # images in the start-of-run TensorBoard grid of clean and AugMix views
-    max_steps_per_epoch: int = 0        # cut epochs short (smoke tests); 0 = full epochs
+    max_steps_per_epoch: int | None = None  # cut epochs short (smoke tests); None = full epochs
 
 
 @dataclass
@@ -126,11 +129,58 @@ CHOICES = {
     "train.amp": ("auto", "off", "bf16", "fp16"),
     "train.select_on": ("auto", "val", "test", "none"),
 }
+@dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric key: ``low`` / ``high`` (None = unbounded), each bound included unless marked
+    open; ``also`` lists single values allowed outside it (depth -1); None passes where the key's type allows it."""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    also: tuple = ()
+
+    def __contains__(self, value) -> bool:
+        if value in self.also:
+            return True
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        if self.low is not None and self.high is not None:
+            text = f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        elif self.low is not None:
+            text = f"{'>' if self.low_open else '>='} {self.low:g}"
+        else:
+            text = f"{'<' if self.high_open else '<='} {self.high:g}"
+        return " or ".join([*(f"{v:g}" for v in self.also), text])
+
+
+# Every numeric key and its valid values, checked once when the config is parsed (lists: every element).
 RANGES = {
-    "augment.severity": (1, 10), "augment.width": (1, 100), "augment.fill": (0, 255),
-    "train.epochs": (1, 100_000), "train.batch_size": (1, 1 << 20), "data.image_size": (8, 4096),
-    "train.dist_timeout": (1, 7 * 24 * 3600),
+    "data.image_size": Range(8, 4096), "data.val_size": Range(0), "data.num_workers": Range(0),
+    "data.limit_train": Range(1), "data.limit_test": Range(1), "data.std": Range(0, low_open=True),
+    "augment.severity": Range(1, 10), "augment.width": Range(1), "augment.depth": Range(1, also=(-1,)),
+    "augment.alpha": Range(0, low_open=True), "augment.fill": Range(0, 255),
+    "loss.jsd_weight": Range(0),
+    "model.depth": Range(1), "model.width": Range(1), "model.droprate": Range(0, 1, high_open=True),
+    "optim.lr": Range(0, low_open=True), "optim.momentum": Range(0, 1, high_open=True),
+    "optim.weight_decay": Range(0), "optim.min_lr": Range(0),
+    "train.epochs": Range(1), "train.batch_size": Range(1), "train.dist_timeout": Range(0, low_open=True),
+    "train.seed": Range(0, 2**32 - 1), "train.eval_every": Range(1), "train.test_batch_size": Range(1),
+    "train.log_every": Range(1), "train.image_grid": Range(0), "train.max_steps_per_epoch": Range(1),
+    "eval.seed": Range(0, 2**32 - 1), "eval.severities": Range(1, 5), "eval.limit": Range(0),
+    "eval.batch_size": Range(1),
 }
+
+# Keys that do not change what a run computes: they may differ when resuming and stay out of run folder names.
+RUNTIME_KEYS = ("train.device", "train.out_dir", "train.log_every", "train.dist_timeout", "train.image_grid",
+                "train.test_batch_size", "data.root", "data.num_workers", "data.download", "eval.", "name")
+# Short names of common recipe overrides in the default run folder (runs/<config>-<part>-<part>).
+NAME_PARTS = {("augment.mode", "standard"): "standard", ("loss.jsd", False): "nojsd", ("loss.jsd", True): "jsd"}
+MAX_NAME_SUFFIX = 48
+RUNS_DIR = "runs"
+EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class ConfigError(ValueError):
@@ -151,26 +201,122 @@ def resolve_config_path(name: str | Path) -> Path:
                       f"shipped configs: {shipped}")
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (a repeated section or key): with PyYAML's default
+    the last one silently wins. Like SafeLoader it builds plain data only; a Python tag is an error."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first given at line {seen[key]}); keep one of them",
+                    key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """Plain data from YAML ``text``; ``where`` names the source (file or override) in a one-line ConfigError that
+    gives the line and the problem (bad syntax, a duplicate key, a Python tag)."""
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        at = f":{mark.line + 1}" if mark is not None and "\n" in text.strip() else ""
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        if "could not determine a constructor" in problem:
+            problem += " (tags that build Python objects are refused: a config holds plain values)"
+        raise ConfigError(f"{where}{at}: not valid YAML: {problem}") from None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                          f"save the config as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config: {exc.strerror}") from None
+    raw = parse_yaml(text, str(path)) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``section.key=value`` -> (``section.key``, the YAML-typed value; an empty value is None)."""
+    key, sep, value = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {item!r} is not of the form section.key=value (e.g. optim.lr=0.05)")
+    return key, parse_yaml(value, f"override {item!r}") if value.strip() else None
+
+
 def load_config(name: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Code defaults, updated by the YAML file (if any), then by ``key.sub=value`` overrides (YAML-typed values)."""
+    """Code defaults, updated by the YAML file (if any), then by ``key.sub=value`` overrides (YAML-typed values).
+
+    Without ``train.out_dir`` the run folder is ``runs/<name>`` plus a suffix naming the recipe overrides
+    (``augment.mode=standard`` -> ``runs/cifar10_wrn-standard``), so different recipes never share a folder.
+    """
     raw: dict[str, Any] = {}
     source = "defaults"
     if name is not None:
         path = resolve_config_path(name)
         source = str(path)
-        with open(path) as f:
-            raw = yaml.safe_load(f) or {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(raw).__name__}")
+        raw = read_config_file(path)
         raw.setdefault("name", path.stem)
     cfg = from_dict(raw, source=source)
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {item!r} is not of the form section.key=value (e.g. optim.lr=0.05)")
-        set_value(cfg, key.strip(), yaml.safe_load(value) if value.strip() else None, source="command line")
+    file_values = to_dict(cfg)
+    parsed = [parse_override(item) for item in overrides]
+    for key, value in parsed:
+        set_value(cfg, key, value, source="command line")
     validate(cfg)
+    if cfg.train.out_dir is None:
+        cfg.train.out_dir = str(Path(RUNS_DIR) / (cfg.name + run_name_suffix(file_values, to_dict(cfg),
+                                                                             [key for key, _ in parsed])))
     return cfg
+
+
+def run_name_suffix(before: dict[str, Any], after: dict[str, Any], keys: list[str]) -> str:
+    """``-part-part`` for the overridden ``keys`` that change the recipe (runtime keys do not), in key order:
+    ``-standard``, ``-nojsd``, ``-seed2``, ``-lr0.05``; a long or unprintable result becomes ``-<8-hex hash>``."""
+    changed = sorted({k for k in keys if not k.startswith(RUNTIME_KEYS) and _get_dict(before, k) != _get_dict(after, k)})
+    parts = [_name_part(k, _get_dict(after, k), _leaf_is_ambiguous(k)) for k in changed]
+    suffix = "".join(f"-{p}" for p in parts)
+    if len(suffix) > MAX_NAME_SUFFIX or not all(p and all(c.isalnum() or c in "._+" for c in p) for p in parts):
+        digest = hashlib.sha256(repr([(k, _get_dict(after, k)) for k in changed]).encode()).hexdigest()[:8]
+        suffix = f"-{digest}"
+    return suffix
+
+
+def _name_part(key: str, value: Any, qualify: bool) -> str:
+    if isinstance(value, bool | str) and (key, value) in NAME_PARTS:
+        return NAME_PARTS[key, value]
+    section, leaf = key.split(".", 1)
+    label = f"{section}_{leaf}" if qualify else leaf
+    if key in ("model.name", "data.dataset", "augment.mode", "augment.backend", "optim.schedule"):
+        return str(value)
+    if isinstance(value, bool):
+        return label if value else f"no{label}"
+    if isinstance(value, float):
+        return f"{label}{value:g}"
+    return f"{label}{value}" if isinstance(value, int | str) else ""
+
+
+def _leaf_is_ambiguous(key: str) -> bool:
+    """``width`` names a recipe key in both augment and model: the folder name then says which."""
+    leaf, defaults = key.split(".")[-1], to_dict(RunConfig())
+    return sum(leaf in values for section, values in defaults.items()
+               if isinstance(values, dict) and not f"{section}.".startswith(RUNTIME_KEYS)) > 1
+
+
+def _get_dict(values: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        values = values.get(part) if isinstance(values, dict) else None
+    return values
 
 
 def from_dict(raw: dict[str, Any], source: str = "dict") -> RunConfig:
@@ -232,7 +378,9 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif hint is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, str) and EXPONENT_NUMBER.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 5e-4 (no dot) as a string
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
     elif hint is str:
         if isinstance(value, str):
@@ -242,19 +390,18 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
 
 
 def validate(cfg: RunConfig) -> None:
-    """Check choices, ranges and combinations that the types alone do not capture."""
+    """Check choices, ranges and combinations that the types alone do not capture (one line naming the key)."""
     for dotted, choices in CHOICES.items():
         value = _get(cfg, dotted)
         if value not in choices:
             raise ConfigError(f"{dotted} must be one of {', '.join(choices)}; got {value!r}")
-    for dotted, (low, high) in RANGES.items():
+    for dotted, valid in RANGES.items():
         value = _get(cfg, dotted)
-        if not low <= value <= high:
-            raise ConfigError(f"{dotted} must be in [{low}, {high}]; got {value}")
-    if cfg.augment.depth == 0 or cfg.augment.depth < -1:
-        raise ConfigError(f"augment.depth must be -1 (random 1..3 per chain) or >= 1; got {cfg.augment.depth}")
-    if cfg.augment.alpha <= 0:
-        raise ConfigError(f"augment.alpha must be > 0; got {cfg.augment.alpha}")
+        for item in value if isinstance(value, list) else [value]:
+            if item is not None and item not in valid:
+                raise ConfigError(f"{dotted}={_show(value)} is out of range: expected {valid}"
+                                  f"{' for every element' if isinstance(value, list) else ''}"
+                                  f"{' or null' if _nullable(dotted) else ''}")
     for key in ("mean", "std"):
         value = getattr(cfg.data, key)
         if value is not None and len(value) != 3:
@@ -265,6 +412,16 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("augment.compile=true compiles the tensor backend; it has no effect with augment.backend=pil")
     if cfg.augment.mode == "standard":
         cfg.loss.jsd = False  # the baseline has no AugMix views to compare; the resolved config records it
+
+
+def _show(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").removesuffix("...").strip()
+
+
+def _nullable(dotted: str) -> bool:
+    section, key = dotted.split(".")
+    hint = typing.get_type_hints(type(getattr(RunConfig(), section)))[key]
+    return type(None) in typing.get_args(hint)
 
 
 def _get(cfg: RunConfig, dotted: str) -> Any:

@@ -174,6 +174,18 @@ class RankVote:
 
 
 @dataclass
+class EpochSums:
+    """What an epoch's logged means are made of, summed over all ranks' images so far. A mid-epoch checkpoint
+    stores them, so the resumed epoch reports the same means as an uninterrupted one."""
+    loss: float = 0.0               # sums over images of the per-image loss terms
+    ce: float = 0.0
+    jsd: float = 0.0
+    errors: float = 0.0             # misclassified clean (or single-view) images
+    images: int = 0
+    seconds: float = 0.0            # training time spent in this epoch
+
+
+@dataclass
 class EpochResult:
     steps_done: int                 # steps completed in this epoch (from 0), including earlier resumed ones
     completed: bool                 # False when a stop was requested mid-epoch
@@ -181,17 +193,19 @@ class EpochResult:
     ce: float
     jsd: float
     train_error: float
-    images_per_s: float
-    seconds: float
+    images_per_s: float             # of this invocation's steps
+    seconds: float                  # of the whole epoch, earlier invocations included
+    sums: EpochSums                 # the totals these means come from
 
 
 def train_one_epoch(s: Stepper, views: ViewMaker, loader, epoch: int, start_step: int, stop: StopRequest | RankVote,
                     on_log: Callable[[int, dict], None], log_every: int, max_steps: int = 0,
-                    show_progress: bool = True) -> EpochResult:
+                    show_progress: bool = True, carried: EpochSums | None = None) -> EpochResult:
     """Run the steps of ``epoch`` from ``start_step`` until the epoch ends, ``max_steps`` or a stop request.
 
     ``stop``: a StopRequest (one process), or a RankVote under torchrun, which also checks the loss on every rank.
     Losses and errors are summed over all ranks' images, so the result describes the global batches.
+    ``carried``: the sums of this epoch's steps before ``start_step`` (resuming mid-epoch); they seed the sums.
     """
     s.model.train()
     loader.set_epoch(epoch, start_step)
@@ -200,6 +214,11 @@ def train_one_epoch(s: Stepper, views: ViewMaker, loader, epoch: int, start_step
     world_size = vote.world_size if vote else 1
     sums = torch.zeros(4, dtype=torch.float64, device=views.device)  # loss, ce, jsd, errors (sums over images)
     seen, step, start = 0, start_step, time.perf_counter()
+    earlier = carried or EpochSums()
+    if vote is None or vote.rank == 0:  # global sums: added once, before the sum over ranks
+        sums += torch.tensor([earlier.loss, earlier.ce, earlier.jsd, earlier.errors], dtype=torch.float64,
+                             device=views.device)
+        seen = earlier.images
     bar = progress(loader, total=total_steps - start_step, desc=f"epoch {epoch + 1}", enabled=show_progress)
     for batch in bar:
         if step >= total_steps:
@@ -223,9 +242,10 @@ def train_one_epoch(s: Stepper, views: ViewMaker, loader, epoch: int, start_step
     if world_size > 1:  # sums and image counts over all ranks
         totals = all_reduce_sum(torch.cat([sums, sums.new_tensor([seen])]))
         sums, seen = totals[:4], int(totals[4].item())
+    total = EpochSums(*sums.tolist(), images=seen, seconds=earlier.seconds + seconds)
     means = (sums / max(seen, 1)).tolist()
-    return EpochResult(step, step >= total_steps, means[0], means[1], means[2], means[3], seen / max(seconds, 1e-9),
-                       seconds)
+    return EpochResult(step, step >= total_steps, means[0], means[1], means[2], means[3],
+                       (seen - earlier.images) / max(seconds, 1e-9), total.seconds, total)
 
 
 @torch.inference_mode()

@@ -7,8 +7,13 @@ alone writes checkpoints, logs, TensorBoard and progress bars.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import shlex
+import shutil
 import signal
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +24,10 @@ import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from models.weights import Normalization, checkpoint_model_fields
+from models import display_name
+from models.weights import Normalization, checkpoint_model_fields, rename_legacy_keys
 from models.weights import unwrap_model as unwrap
+from runtime.devices import resolve_device
 from runtime.distributed import (
     DistEnv,
     all_gather_values,
@@ -31,12 +38,14 @@ from runtime.distributed import (
     print_main,
 )
 from runtime.files import atomic_write_text
+from runtime.locks import FolderLockedError, folder_lock
 from runtime.seeding import capture_rng_state, derive_seed, restore_rng_state, seed_everything
 from training.checkpoint import load_checkpoint, save_checkpoint, state_digest
-from training.config import ConfigError, RunConfig, to_dict
+from training.config import RUNS_DIR, RUNTIME_KEYS, ConfigError, RunConfig, to_dict
 from training.data import TrainData, build_data
 from training.loop import (
     EpochResult,
+    EpochSums,
     NonFiniteLossError,
     RankVote,
     Stepper,
@@ -46,11 +55,26 @@ from training.loop import (
     train_one_epoch,
 )
 from training.optim import build_optimizer, build_scheduler
+from training.precision import amp_dtype, keep_head_float32, precision_label
 from training.tracking import RunTracker
 
 # Keys that may differ between a checkpoint's config and the resuming command (they do not change the maths).
-RESUMABLE_CHANGES = ("train.device", "train.out_dir", "train.log_every", "train.dist_timeout", "data.root",
-                     "data.num_workers", "data.download", "eval.")
+RESUMABLE_CHANGES = RUNTIME_KEYS
+# What a run writes into its folder; a fresh run refuses a folder holding any of them (--overwrite removes them).
+RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "config.yaml", "tb", "eval")
+# Keys whose "all" was 0 in older checkpoints and is null now.
+ZERO_WAS_NULL = (("data", "limit_train"), ("data", "limit_test"), ("train", "max_steps_per_epoch"))
+# Errors of the machine rather than of the command: a full disk, a read-only or forbidden folder.
+ENVIRONMENT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
+
+
+class RunFolderError(ValueError):
+    """The run folder already holds a run and the command neither resumes nor overwrites it."""
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (disk full, read-only folder); the message names the path and what is
+    left intact."""
 
 TENSORBOARD_TAGS = {"lr": "train/lr", "train_loss": "train/loss", "train_ce": "train/ce", "train_jsd": "train/jsd",
                     "train_error": "train/error", "images_per_s": "perf/images_per_s", "epoch_s": "perf/epoch_s",
@@ -73,17 +97,25 @@ class Run:
     step_in_epoch: int = 0          # steps already done in epoch ``epoch`` (non-zero after a mid-epoch stop)
     best: dict[str, Any] | None = None
     history: list[dict[str, Any]] | None = None
+    epoch_sums: EpochSums | None = None  # the partial sums of epoch ``epoch`` after a mid-epoch stop
+    precision: str = "float32"
+    saved: dict[str, str] = dataclasses.field(default_factory=dict)  # file name -> "epoch E step S" last written
+    lock: contextlib.ExitStack = dataclasses.field(default_factory=contextlib.ExitStack)  # the run folder's lock
+
+    def close(self) -> None:
+        """Release the run folder (its lock); idempotent."""
+        self.lock.close()
 
 
 def select_device(name: str, env: DistEnv = DistEnv()) -> torch.device:
-    """The device of ``train.device``; under torchrun on CUDA, every rank's own ``cuda:LOCAL_RANK``."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={name} but CUDA is not available; use train.device=cpu or auto")
+    """The device of ``train.device``; under torchrun on CUDA, every rank's own ``cuda:LOCAL_RANK``.
+
+    Raises:
+        DeviceError: not a device name, or a device this machine lacks (the message names train.device).
+    """
+    device = resolve_device(name, option="train.device")
     if env.enabled and device.type == "cuda":
-        if device.index is not None:
+        if name not in ("auto", "cuda"):
             raise ConfigError(f"train.device={name}: under torchrun each rank uses cuda:LOCAL_RANK; set "
                               f"train.device=cuda (or auto) and choose GPUs with CUDA_VISIBLE_DEVICES")
         if env.local_rank >= torch.cuda.device_count():
@@ -104,31 +136,43 @@ def check_distributed(cfg: RunConfig, env: DistEnv, device: torch.device) -> Non
         raise ConfigError("train.sync_bn=true needs CUDA (SyncBatchNorm runs on GPUs); set train.sync_bn=false on CPU")
 
 
-def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    if amp == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
-    return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-
-
 def run_directory(cfg: RunConfig) -> Path:
-    return Path(cfg.train.out_dir) if cfg.train.out_dir else Path("runs") / cfg.name
+    """``train.out_dir`` (load_config fills it with ``runs/<name>[-<recipe overrides>]`` when not given)."""
+    return Path(cfg.train.out_dir) if cfg.train.out_dir else Path(RUNS_DIR) / cfg.name
 
 
-def prepare_run(cfg: RunConfig, resume: str | None = None) -> Run:
-    """Build data, model, AugMix, loss, optimiser, schedule and tracking; load the checkpoint to resume from."""
+def prepare_run(cfg: RunConfig, resume: str | None = None, overwrite: bool = False) -> Run:
+    """Build data, model, AugMix, loss, optimiser, schedule and tracking; load the checkpoint to resume from.
+
+    The run folder is locked (rank 0) until ``fit`` returns or ``Run.close()``. A fresh run (no ``resume``) refuses a
+    folder that already holds a run unless ``overwrite``, which removes only the files of ``RUN_FILES``.
+    """
+    env = dist_env()
+    run_dir = run_directory(cfg)
+    if resume and overwrite:
+        raise ConfigError("--overwrite starts a fresh run and --resume continues one; give only one of them")
+    device = select_device(cfg.train.device, env)
+    check_distributed(cfg, env, device)
+    init_distributed(env, device, cfg.train.dist_timeout)
+    lock = _claim_run_folder(run_dir, env, resume, overwrite)
+    try:
+        run = _build_run(cfg, run_dir, device, env, resume)
+    except BaseException:
+        lock.close()
+        raise
+    run.lock = lock
+    return run
+
+
+def _build_run(cfg: RunConfig, run_dir: Path, device: torch.device, env: DistEnv, resume: str | None) -> Run:
     from augment.augmix import build_augmix, normalize
     from augment.jsd import AugMixLoss
     from models import build_model
 
-    env = dist_env()
-    run_dir = run_directory(cfg)
     ckpt_path = _resume_path(resume, run_dir)
     state = load_checkpoint(ckpt_path) if ckpt_path else None  # every rank loads the same file
     if state is not None:
         _check_resume_config(state["config"], to_dict(cfg), ckpt_path)
-    device = select_device(cfg.train.device, env)
-    check_distributed(cfg, env, device)
-    init_distributed(env, device, cfg.train.dist_timeout)
     seed_everything(cfg.train.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
     a = cfg.augment
     use_augmix = a.mode == "augmix"
@@ -141,6 +185,7 @@ def prepare_run(cfg: RunConfig, resume: str | None = None) -> Run:
                   **{k: v for k, v in (("depth", cfg.model.depth), ("width", cfg.model.width),
                                        ("droprate", cfg.model.droprate)) if v is not None}}
     model = build_model(**model_args).to(device)
+    keep_head_float32(model)  # autocast covers the body; logits and loss stay float32 (training/precision.py)
     if cfg.train.sync_bn and env.enabled:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # same state_dict keys as BatchNorm2d
     if env.rank > 0:
@@ -161,9 +206,10 @@ def prepare_run(cfg: RunConfig, resume: str | None = None) -> Run:
     to_float = lambda images: normalize(images, data.mean, data.std)
     views = ViewMaker(a.backend, a.mode, cfg.loss.jsd, augmix if a.backend == "tensor" else None, to_float,
                       device, t.seed)
-    run = Run(cfg, run_dir, device, data, stepper, views, None, model_args, env, history=[])
+    run = Run(cfg, run_dir, device, data, stepper, views, None, model_args, env, history=[],
+              precision=precision_label(dtype))
     if state is not None:
-        _restore(run, state)
+        _restore(run, state, ckpt_path)
     if env.enabled:  # after the restore: DDP starts by broadcasting rank 0's weights and buffers
         stepper.model = DistributedDataParallel(compiled, device_ids=[device.index] if device.type == "cuda" else None)
     run.tracker = RunTracker(run_dir, enabled=env.is_main, resume_epoch=run.epoch if state is not None else None)
@@ -173,52 +219,127 @@ def prepare_run(cfg: RunConfig, resume: str | None = None) -> Run:
     return run
 
 
-def fit(run: Run, stop_after_epochs: int | None = None) -> dict[str, Any]:
+def _claim_run_folder(run_dir: Path, env: DistEnv, resume: str | None, overwrite: bool) -> contextlib.ExitStack:
+    """Rank 0 takes the run folder's lock and checks that a fresh run does not land on an earlier one; every rank
+    learns the outcome (one gather), so a refusal ends all ranks with the same message instead of a hang."""
+    lock = contextlib.ExitStack()
+    problem: tuple[str, str] | None = None
+    if env.is_main:
+        try:
+            lock.enter_context(folder_lock(run_dir, "run folder"))
+            _check_run_folder(run_dir, resume, overwrite)
+        except (FolderLockedError, RunFolderError) as exc:
+            lock.close()
+            problem = (type(exc).__name__, str(exc))
+    problem = all_gather_values(problem)[0] if env.enabled else problem
+    if problem is not None:
+        kind, message = problem
+        raise (FolderLockedError if kind == FolderLockedError.__name__ else RunFolderError)(message)
+    return lock
+
+
+def _check_run_folder(run_dir: Path, resume: str | None, overwrite: bool) -> None:
+    present = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if not present or (resume and resume != "auto"):
+        return
+    if resume == "auto" and (run_dir / "last.pt").is_file():
+        return
+    if overwrite:
+        for name in present:
+            path = run_dir / name
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        print_main(f"--overwrite: removed {', '.join(present)} from {run_dir}")
+        return
+    listed = ", ".join(f"{n}/" if (run_dir / n).is_dir() else n for n in present)
+    if resume == "auto":
+        raise RunFolderError(f"run folder {run_dir} holds an earlier run ({listed}) but no last.pt to resume; start "
+                             f"over with --overwrite (removes {', '.join(RUN_FILES)} only) or choose a new "
+                             f"train.out_dir=...")
+    raise RunFolderError(f"run folder {run_dir} already holds a run ({listed}); continue it with --resume auto, "
+                         f"start this one elsewhere with train.out_dir=..., or replace it with --overwrite (removes "
+                         f"{', '.join(RUN_FILES)} only)")
+
+
+def fit(run: Run, stop_after_epochs: int | None = None, resume_command: str | None = None) -> dict[str, Any]:
     """Train until ``train.epochs`` (or ``stop_after_epochs`` more epochs, or a SIGTERM/SIGINT), checkpointing each
-    epoch. Returns a summary; ``summary["stopped_by"]`` names a signal when one interrupted the run."""
+    epoch, then release the run folder. Returns a summary; ``summary["stopped_by"]`` names a signal or
+    ``stop-after`` when the run ended early. ``resume_command``: the command that continues the run, printed then."""
+    try:
+        return _fit(run, stop_after_epochs, resume_command or "--resume auto")
+    finally:
+        run.close()
+
+
+def _fit(run: Run, stop_after_epochs: int | None, resume_command: str) -> dict[str, Any]:
     t = run.cfg.train
+    if stop_after_epochs is not None and stop_after_epochs < 1:
+        raise ValueError(f"--stop-after {stop_after_epochs}: expected a number of epochs >= 1")
     _log_start(run)
     epochs_this_run, stopped_by = 0, None
+    hint = f"Resume with: {resume_command}"
     with StopRequest() as signals:
         stop = RankVote(signals, run.env.rank, run.env.world_size, run.device) if run.env.enabled else signals
         while run.epoch < t.epochs:
             if stop_after_epochs is not None and epochs_this_run >= stop_after_epochs:
                 stopped_by = "stop-after"
+                print_main(f"--stop-after {stop_after_epochs}: stopped after epoch {run.epoch}/{t.epochs}; "
+                           f"{run.run_dir / 'last.pt'} is up to date. {hint}")
                 break
             on_log = lambda step, values, e=run.epoch: _on_log(run, e, step, values)
             try:
                 result = train_one_epoch(run.stepper, run.views, run.data.train, run.epoch, run.step_in_epoch,
-                                         stop, on_log, t.log_every, t.max_steps_per_epoch, run.env.is_main)
+                                         stop, on_log, t.log_every, t.max_steps_per_epoch or 0, run.env.is_main,
+                                         carried=run.epoch_sums)
             except NonFiniteLossError as exc:
                 raise NonFiniteLossError(
                     f"{exc} at epoch {run.epoch + 1}: stopping; the last good checkpoint "
                     f"{run.run_dir / 'last.pt'} is untouched. Lower optim.lr, or try train.amp=off.") from exc
             if not result.completed:
-                run.step_in_epoch = result.steps_done
+                run.step_in_epoch, run.epoch_sums = result.steps_done, result.sums
                 stopped_by = signal.Signals(stop.signum).name
                 _save(run, "last.pt", {"interrupted_by": stopped_by})
                 print_main(f"{stopped_by}: stopped at epoch {run.epoch + 1} step {result.steps_done}; wrote "
-                           f"{run.run_dir / 'last.pt'}. Resume with --resume auto.")
+                           f"{run.run_dir / 'last.pt'}. {hint}")
                 break
-            run.epoch, run.step_in_epoch, epochs_this_run = run.epoch + 1, 0, epochs_this_run + 1
+            run.epoch, run.step_in_epoch, run.epoch_sums = run.epoch + 1, 0, None
+            epochs_this_run += 1
             _end_of_epoch(run, result)
             if stop.requested:
                 stopped_by = signal.Signals(stop.signum).name
                 print_main(f"{stopped_by}: stopped after epoch {run.epoch}; {run.run_dir / 'last.pt'} is up to date. "
-                           f"Resume with --resume auto.")
+                           f"{hint}")
                 break
     run.tracker.close()
     barrier()  # rank 0's files are complete before any rank returns
     last = run.history[-1] if run.history else {}
     return {"run_dir": str(run.run_dir), "epoch": run.epoch, "stopped_by": stopped_by, "last": last,
-            "best": run.best}
+            "best": run.best, "precision": run.precision}
+
+
+def resume_command(argv: list[str], distributed: bool = False) -> str:
+    """The command line that continues a run started with ``train.py argv``: the same config and overrides (so the
+    same run folder) with ``--resume auto``, without --overwrite / --stop-after / an earlier --resume."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--resume", "--stop-after"):
+            skip = True
+            continue
+        if arg == "--overwrite" or arg.startswith(("--resume=", "--stop-after=")):
+            continue
+        kept.append(arg)
+    launcher = "torchrun ... train.py" if distributed else "python train.py"
+    return " ".join([launcher, *map(shlex.quote, kept), "--resume", "auto"])
 
 
 def _end_of_epoch(run: Run, result: EpochResult) -> dict[str, Any]:
     t, s = run.cfg.train, run.stepper
     record = {"epoch": run.epoch, "step": s.scheduler.last_epoch, "lr": s.optimizer.param_groups[0]["lr"],
               "train_loss": result.loss, "train_ce": result.ce, "train_jsd": result.jsd,
-              "train_error": result.train_error, "images_per_s": result.images_per_s, "epoch_s": result.seconds}
+              "train_error": result.train_error, "images_per_s": result.images_per_s, "epoch_s": result.seconds,
+              "precision": run.precision}
     _agree_on_weights(run)
     if run.epoch % t.eval_every == 0 or run.epoch == t.epochs:
         to_float, model = run.views.normalize, _local_model(s.model)
@@ -279,7 +400,11 @@ def _selection_set(run: Run) -> str | None:
 
 
 def _save(run: Run, name: str, extra: dict[str, Any]) -> None:
-    """Called on every rank (it gathers each rank's RNG state); rank 0 alone writes."""
+    """Called on every rank (it gathers each rank's RNG state); rank 0 alone writes.
+
+    Raises:
+        CheckpointWriteError: the file could not be written; the previous one at that path is intact.
+    """
     s = run.stepper
     rng = capture_rng_state()
     rng_ranks = all_gather_values(rng) if run.env.enabled else None
@@ -287,24 +412,42 @@ def _save(run: Run, name: str, extra: dict[str, Any]) -> None:
         return
     if rng_ranks is not None:
         extra = {**extra, "rng_ranks": rng_ranks}
+    if run.epoch_sums is not None:
+        extra = {**extra, "epoch_sums": dataclasses.asdict(run.epoch_sums)}
     model_fields = checkpoint_model_fields(s.model, run.model_args, run.cfg.data.dataset,
                                            Normalization(run.data.mean, run.data.std), run.data.image_size, run.epoch)
-    save_checkpoint(
-        run.run_dir / name, **model_fields, optimizer=s.optimizer.state_dict(), scheduler=s.scheduler.state_dict(),
-        scaler=s.scaler.state_dict(), step_in_epoch=run.step_in_epoch,
-        global_step=s.scheduler.last_epoch, rng=rng, world_size=run.env.world_size, config=to_dict(run.cfg),
-        metrics={"history": run.history, "best": run.best}, saved_at=time.time(), **extra)
+    path = run.run_dir / name
+    try:
+        save_checkpoint(
+            path, **model_fields, optimizer=s.optimizer.state_dict(), scheduler=s.scheduler.state_dict(),
+            scaler=s.scaler.state_dict(), step_in_epoch=run.step_in_epoch,
+            global_step=s.scheduler.last_epoch, rng=rng, world_size=run.env.world_size, config=to_dict(run.cfg),
+            metrics={"history": run.history, "best": run.best}, precision=run.precision, saved_at=time.time(),
+            **extra)
+    except OSError as exc:
+        kept = (f"the last good checkpoint {path} ({run.saved[name]}) is intact" if name in run.saved else
+                f"no earlier {name} exists" if not path.exists() else f"the earlier {path} is intact")
+        raise CheckpointWriteError(f"cannot write checkpoint {path}: {exc.strerror or exc}; {kept}. Free "
+                                   f"space or make the folder writable, then rerun with --resume auto") from exc
+    run.saved[name] = f"epoch {run.epoch} step {run.step_in_epoch}" if run.step_in_epoch else f"epoch {run.epoch}"
 
 
-def _restore(run: Run, state: dict[str, Any]) -> None:
+def _restore(run: Run, state: dict[str, Any], path: Path) -> None:
     s = run.stepper
-    unwrap(s.model).load_state_dict(state["model"])
+    unwrap(s.model).load_state_dict(rename_legacy_keys(state["model"], run.model_args["name"], path))
     s.optimizer.load_state_dict(state["optimizer"])
     s.scheduler.load_state_dict(state["scheduler"])
     s.scaler.load_state_dict(state["scaler"])
     run.epoch, run.step_in_epoch = state["epoch"], state["step_in_epoch"]
     run.history = list(state["metrics"]["history"])
     run.best = state["metrics"]["best"]
+    if run.step_in_epoch and "epoch_sums" in state:
+        run.epoch_sums = EpochSums(**state["epoch_sums"])
+    elif run.step_in_epoch:
+        print_main(f"note: {path} predates stored epoch sums: epoch {run.epoch + 1}'s train loss and error will "
+                   f"cover only the steps after step {run.step_in_epoch}")
+    run.saved["last.pt"] = (f"epoch {run.epoch} step {run.step_in_epoch}" if run.step_in_epoch
+                            else f"epoch {run.epoch}")
     saved_world, world = int(state.get("world_size", 1)), run.env.world_size
     if saved_world == world:
         restore_rng_state(state["rng_ranks"][run.env.rank] if "rng_ranks" in state else state["rng"])
@@ -334,6 +477,9 @@ def _resume_path(resume: str | None, run_dir: Path) -> Path | None:
 
 def _check_resume_config(saved: dict, current: dict, path: Path) -> None:
     saved = _with_defaults(saved, to_dict(RunConfig()))  # keys added since the checkpoint was written
+    for section, key in ZERO_WAS_NULL:
+        if saved.get(section, {}).get(key) == 0:
+            saved[section] = {**saved[section], key: None}
     diffs = [f"{key}: {a!r} in the checkpoint, {b!r} now" for key, a, b in _flat_diff(saved, current)
              if not key.startswith(RESUMABLE_CHANGES)]
     if diffs:
@@ -383,9 +529,10 @@ def _log_start(run: Run) -> None:
     n_params = sum(p.numel() for p in run.stepper.model.parameters())
     where = f"resuming at epoch {run.epoch + 1} step {run.step_in_epoch}" if run.epoch or run.step_in_epoch \
         else "starting"
+    args = ", ".join(f"{k}={v}" for k, v in run.model_args.items() if k != "name")
     print(f"run {cfg.name} -> {run.run_dir} ({where})\n  data: {run.data.description}\n  model: "
-          f"{run.model_args} ({n_params:,} parameters) on {run.device}"
-          f"{', ' + str(run.stepper.amp_dtype).replace('torch.', '') if run.stepper.amp_dtype else ''}\n"
+          f"{display_name(run.model_args)} ({run.model_args['name']}, {args}; {n_params:,} parameters) on "
+          f"{run.device}\n  precision: {run.precision}\n"
           f"  augmentation: {aug}\n  {_scale_line(run)}", flush=True)
     if run.epoch == 0 and run.step_in_epoch == 0 and cfg.train.image_grid and a.mode == "augmix":
         _log_views(run)
