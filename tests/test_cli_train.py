@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
+import torch
 
 import train
 from tests.tiny_training import tiny_overrides
@@ -78,3 +80,42 @@ def test_end_of_training_evaluation_writes_the_evaluator_report(tmp_path, capsys
     assert results["suites"]["digits-c"]["source"]["kind"] == "generated"
     assert (tmp_path / "run" / "eval" / "results.md").read_text() in out  # printed at the end
     assert list((tmp_path / "run" / "tb").glob("events.out.tfevents.*"))
+
+
+def test_stop_after_prints_the_command_that_continues(tmp_path, capsys):
+    overrides = tiny_overrides(tmp_path, "cifar10", "wrn40_2", epochs=2)
+    assert _run(["--config", "cifar10_wrn.yaml", *overrides, "--stop-after", "1"]) == 0
+    out = capsys.readouterr().out
+    hint = [line for line in out.splitlines() if "Resume with: " in line]
+    assert len(hint) == 1 and hint[0].startswith("--stop-after 1: stopped after epoch 1/2"), out
+    command = shlex.split(hint[0].split("Resume with: ")[1])
+    assert command[:2] == ["python", "train.py"] and command[-2:] == ["--resume", "auto"]
+    assert "--stop-after" not in command and command[2:-2] == ["--config", "cifar10_wrn.yaml", *overrides]
+    assert _run(command[2:]) == 0  # the printed command continues the same run folder
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 2
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_stop_after_must_be_a_positive_number_of_epochs(value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.get_args_parser().parse_args(["--config", "cifar10_wrn.yaml", "--stop-after", value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--stop-after: expected a" in err and ">= 1" in err, err
+
+
+def test_a_device_that_is_not_one_exits_2_and_a_missing_gpu_exits_1(tmp_path, capsys):
+    overrides = tiny_overrides(tmp_path, "cifar10", "wrn40_2")
+    assert _run(["--config", "cifar10_wrn.yaml", *overrides, "train.device=tpu"]) == 2
+    assert "train.device='tpu'" in capsys.readouterr().err
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the missing-GPU exit cannot be observed")
+    assert _run(["--config", "cifar10_wrn.yaml", *overrides, "train.device=cuda"]) == 1
+    assert "train.device=cuda but CUDA is not available" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_overwrite_and_resume_together_are_refused(tmp_path, capsys):
+    overrides = tiny_overrides(tmp_path, "cifar10", "wrn40_2")
+    assert _run(["--config", "cifar10_wrn.yaml", *overrides, "--resume", "auto", "--overwrite"]) == 2
+    assert "give only one of them" in capsys.readouterr().err

@@ -3,9 +3,11 @@ the same global batch, rank 0 writes once, SIGTERM resume, cross-world resume, a
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +21,7 @@ from torch import nn
 from loaders.device import DeviceLoader
 from loaders.sampling import EpochBatchSampler, EpochSampler
 from runtime.distributed import DistEnv
+from runtime.locks import LOCK_NAME
 from tests.tiny_training import tiny_overrides
 from training.checkpoint import load_checkpoint, state_digest
 from training.config import ConfigError, load_config
@@ -220,3 +223,24 @@ def test_epoch_batch_sampler_shards_match_the_single_process_order():
     batches = [[*a, *b] for a, b in zip(*shards, strict=True)]
     assert [item for batch in batches for item in batch] == items
     assert [len(b) for b in list(shards[0])] == [4, 4, 2] and [len(b) for b in list(shards[1])] == [4, 4, 3]
+
+
+def test_a_run_folder_in_use_ends_every_rank(tmp_path):
+    """Rank 0 alone takes the lock; when it is refused, every rank exits with its message (no rank waits in a
+    collective for the dist_timeout)."""
+    (tmp_path / "run").mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (tmp_path / "run" / LOCK_NAME).write_text(json.dumps({"host": socket.gethostname(), "pid": holder.pid,
+                                                               "start": None, "command": "train.py (another)"}))
+        started = time.monotonic()
+        proc = _run(_torchrun(ROOT / "train.py", _overrides(tmp_path)), timeout=90)
+    finally:
+        holder.kill()
+        holder.wait()
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and time.monotonic() - started < 80, out
+    for rank in (0, 1):
+        assert f"rank {rank}: error: run folder {tmp_path / 'run'} is in use by process {holder.pid}" in out, out
+    assert f'File "{ROOT}' not in out  # torchrun reports the failed workers; no traceback from our code
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [LOCK_NAME]
