@@ -293,3 +293,25 @@ def test_a_checkpoint_that_cannot_be_written_names_it_and_keeps_the_last_good_on
             f"is intact") in err, err
     assert sha256_file(last) == before
     assert not [p.name for p in last.parent.iterdir() if p.name.endswith(".tmp") or p.name == LOCK_NAME]
+
+
+def test_kill_9_mid_epoch_resumes_bit_identically(tmp_path):
+    """SIGKILL leaves no chance to checkpoint: the run resumes from the last epoch's last.pt (taking over the dead
+    process's lock) and ends with the weights of an uninterrupted run. Both runs are processes with one thread."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    command = lambda where, *extra: [sys.executable, str(ROOT / "train.py"), "--config", "cifar10_wrn.yaml",
+                                     *tiny_overrides(where, "cifar10", "wrn40_2", epochs=3), *extra]
+    straight = subprocess.run(command(tmp_path / "a"), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert straight.returncode == 0, straight.stdout + straight.stderr
+    proc = subprocess.Popen(command(tmp_path / "b"), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        if line.startswith("epoch 2/3"):
+            proc.send_signal(signal.SIGKILL)  # during epoch 3
+            break
+    proc.communicate(timeout=60)
+    assert load_checkpoint(tmp_path / "b" / "run" / "last.pt")["epoch"] == 2
+    resumed = subprocess.run(command(tmp_path / "b", "--resume", "auto"), cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0 and "taking over the stale lock" in resumed.stderr, resumed.stdout + resumed.stderr
+    _assert_identical(_weights(tmp_path / "a" / "run"), _weights(tmp_path / "b" / "run"))
