@@ -36,7 +36,7 @@ from evaluation.sources import (
     ReleasedPerturbations,
     check_class_count,
     clean_pairs,
-    files_source,
+    describe_source,
     load_clean_set,
     perturbation_data_file,
 )
@@ -363,15 +363,16 @@ class _Context:
             FileNotFoundError / ValueError: naming the file or folder and what was expected.
         """
         opts = self.options
-        if spec.kind in ("clean", "calibration") or self.generated(spec):
-            self._check_clean()
+        generated = self.generated(spec) and spec.kind in ("corruption", "perturbation")
+        if generated and self.dataset == "imagenet":
+            raise ValueError(f"suite {spec.name}: generating -C/-P in memory needs an in-memory clean test set "
+                             "(CIFAR, digits); for ImageNet generate the files with generate.py and evaluate those")
         if spec.kind == "calibration" and opts.limit is not None and opts.limit < M.RMS_BIN_SIZE:
             raise ValueError(f"suite calibration needs at least {M.RMS_BIN_SIZE} test images (one adaptive "
                              f"calibration bin, docs/metrics.md §5.1); --limit {opts.limit} is below that")
-        if self.generated(spec):
-            if spec.kind in ("corruption", "perturbation") and self.dataset == "imagenet":
-                raise ValueError(f"suite {spec.name}: generating -C/-P in memory needs an in-memory clean test set "
-                                 "(CIFAR, digits); for ImageNet generate the files with generate.py and evaluate those")
+        if spec.kind in ("clean", "calibration") or generated:
+            self._check_clean()
+        if spec.kind in ("clean", "calibration") or generated:
             return
         if spec.kind == "corruption":
             self._check_released_corruptions(spec)
@@ -379,6 +380,12 @@ class _Context:
             source = ReleasedPerturbations(self.folder(spec.name, spec.folder), spec.benchmark, opts.limit)
             for name in source.names(opts.perturbations, opts.difficulty):
                 source.fingerprint(name, opts.difficulty)  # names the missing file or folder
+                if spec.benchmark != "imagenet":
+                    from corruptions.sequences import num_frames
+                    from loaders.released import open_cifar_p
+
+                    file = perturbation_data_file(name, opts.difficulty)
+                    open_cifar_p(source.folder, file, num_frames(file, spec.benchmark))
 
     def _check_clean(self) -> None:
         folder = self.clean_folder()
@@ -420,9 +427,11 @@ class _Context:
                 raise FileNotFoundError(f"CIFAR-C {name} file {folder / f'{name}.npy'} does not exist (pass "
                                         "--corruptions to evaluate the ones present)")
         if spec.benchmark != "imagenet":
-            from loaders.released import load_cifar_c_labels
+            from loaders.released import load_cifar_c_labels, open_cifar_c
 
-            load_cifar_c_labels(folder, source.severities, self.num_classes)  # shape, blocks, label range
+            labels = load_cifar_c_labels(folder, source.severities, self.num_classes)  # shape, blocks, label range
+            for name in names:  # header, dtype, shape and length of every file (memory-mapped: nothing read)
+                open_cifar_c(folder, name, source.severities, labels)
 
     def corruptions(self, spec: SuiteSpec) -> ReleasedCorruptions | GeneratedCorruptions:
         if self.generated(spec):
@@ -525,11 +534,16 @@ def _log(suite: str, cell: str, record: dict, computed: bool) -> None:
     print_main(f"[{suite}] {cell}: {what} ({how})")
 
 
+def _log_counts(suite: str, counts: dict) -> None:
+    print_main(f"[{suite}] cells: {counts['computed']} computed, {counts['reused']} reused from earlier runs")
+
+
 def run_corruption(ctx: _Context, spec: SuiteSpec) -> dict:
     """Every (corruption, severity) cell of a -C suite, then the CIFAR or ImageNet aggregates and the calibration of
     the corrupted predictions (mean over cells and pooled)."""
     opts = ctx.options
     source = ctx.corruptions(spec)
+    print_main(f"[{spec.name}] data: {describe_source(source.source)}")
     names, notes = source.names(opts.corruptions)
     cells, arrays, counts = [], {}, {"computed": 0, "reused": 0}
     for name in names:
@@ -542,6 +556,7 @@ def run_corruption(ctx: _Context, spec: SuiteSpec) -> dict:
             counts["computed" if computed else "reused"] += 1
             cells.append({"corruption": name, "severity": severity, **record})
             arrays[name, severity] = cell_arrays
+    _log_counts(spec.name, counts)
     errors = {name: {c["severity"]: c["error"] for c in cells if c["corruption"] == name} for name in names}
     if spec.benchmark == "imagenet":
         clean_error, note = _clean_error_for_relative_mce(ctx)
@@ -585,6 +600,7 @@ def run_perturbation(ctx: _Context, spec: SuiteSpec) -> dict:
     """Flip probability, top-5 and Zipf distances per perturbation, then the -P aggregates (normalised only with
     a baseline measured on the same data, docs/metrics.md §4.4)."""
     source = ctx.perturbations(spec)
+    print_main(f"[{spec.name}] data: {describe_source(source.source)}")
     d = ctx.options.difficulty
     cells, counts = [], {"computed": 0, "reused": 0}
     for name in source.names(ctx.options.perturbations, d):
@@ -596,6 +612,7 @@ def run_perturbation(ctx: _Context, spec: SuiteSpec) -> dict:
         _log(spec.name, name, record, computed)
         counts["computed" if computed else "reused"] += 1
         cells.append(record)
+    _log_counts(spec.name, counts)
     fp = {c["perturbation"]: c["flip_probability"] for c in cells}
     t5d = {c["perturbation"]: c["top5_distance"] for c in cells}
     baseline = (ctx.options.baseline or {}).get("suites", {}).get(spec.name)
