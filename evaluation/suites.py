@@ -333,13 +333,15 @@ class _Context:
         return Path(self.options.roots.get(key) or data_root(self.options.data_root) / default)
 
     def generated(self, spec: SuiteSpec) -> bool:
-        return self.options.generate or spec.folder is None
+        """Whether the suite's data is made in memory: --generate, or a suite without a released set (digits) whose
+        folder (``--root NAME=DIR``, e.g. a set written by generate.py) is not given."""
+        return self.options.generate or (spec.folder is None and not self.options.roots.get(spec.name))
 
     def unavailable(self, spec: SuiteSpec) -> str | None:
         """Why a suite cannot run here (its released folder is missing), or None."""
         if spec.kind in ("clean", "calibration") or self.generated(spec):
             return None
-        folder = self.folder(spec.name, spec.folder)
+        folder = self.folder(spec.name, spec.folder or spec.name)
         return None if folder.is_dir() else (f"released data folder {folder} does not exist (set --data-root, "
                                              f"--root {spec.name}=DIR, or use --generate)")
 
@@ -377,7 +379,7 @@ class _Context:
         if spec.kind == "corruption":
             self._check_released_corruptions(spec)
         elif spec.kind == "perturbation":
-            source = ReleasedPerturbations(self.folder(spec.name, spec.folder), spec.benchmark, opts.limit)
+            source = ReleasedPerturbations(self.folder(spec.name, spec.folder or spec.name), spec.benchmark, opts.limit)
             for name in source.names(opts.perturbations, opts.difficulty):
                 source.fingerprint(name, opts.difficulty)  # names the missing file or folder
                 if spec.benchmark != "imagenet":
@@ -407,7 +409,7 @@ class _Context:
 
     def _check_released_corruptions(self, spec: SuiteSpec) -> None:
         opts = self.options
-        folder = self.folder(spec.name, spec.folder)
+        folder = self.folder(spec.name, spec.folder or spec.name)
         source = ReleasedCorruptions(folder, spec.benchmark, self.num_classes, opts.limit, opts.imagenet_c_resize)
         names, _ = source.names(opts.corruptions)
         missing = [s for s in opts.severities if s not in source.severities]
@@ -436,13 +438,13 @@ class _Context:
     def corruptions(self, spec: SuiteSpec) -> ReleasedCorruptions | GeneratedCorruptions:
         if self.generated(spec):
             return GeneratedCorruptions(self.clean(), spec.preset, self.options.seed)
-        return ReleasedCorruptions(self.folder(spec.name, spec.folder), spec.benchmark, self.num_classes,
+        return ReleasedCorruptions(self.folder(spec.name, spec.folder or spec.name), spec.benchmark, self.num_classes,
                                    self.options.limit, self.options.imagenet_c_resize)
 
     def perturbations(self, spec: SuiteSpec) -> ReleasedPerturbations | GeneratedPerturbations:
         if self.generated(spec):
             return GeneratedPerturbations(self.clean(), spec.preset, self.options.seed)
-        return ReleasedPerturbations(self.folder(spec.name, spec.folder), spec.benchmark, self.options.limit)
+        return ReleasedPerturbations(self.folder(spec.name, spec.folder or spec.name), spec.benchmark, self.options.limit)
 
 
 def _checkpoint_record(info: Any, path: str | Path | None) -> dict:
