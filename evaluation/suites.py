@@ -444,7 +444,8 @@ class _Context:
     def perturbations(self, spec: SuiteSpec) -> ReleasedPerturbations | GeneratedPerturbations:
         if self.generated(spec):
             return GeneratedPerturbations(self.clean(), spec.preset, self.options.seed)
-        return ReleasedPerturbations(self.folder(spec.name, spec.folder or spec.name), spec.benchmark, self.options.limit)
+        return ReleasedPerturbations(self.folder(spec.name, spec.folder or spec.name), spec.benchmark,
+                                     self.options.limit)
 
 
 def _checkpoint_record(info: Any, path: str | Path | None) -> dict:
