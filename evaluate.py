@@ -6,8 +6,15 @@
 
 Writes results.json (versioned schema), results.md (the tables a paper prints) and PNG plots to --out; finished
 (suite, corruption, severity) cells are kept in --out/cells, so an interrupted run continues where it stopped.
-Reads our checkpoints, the official AugMix CIFAR / ImageNet releases and torchvision ResNet-50 state dicts
-(models/weights.py), always with torch.load(weights_only=True).
+Default --out: <run>/eval for a run's last.pt, <run>/eval-best for its best.pt, results/<stem>-<first 8 hex digits
+of the file's SHA-256> for any other file. An output folder belongs to one checkpoint: another checkpoint's results
+there are refused (choose a new --out, or --overwrite). Reads our checkpoints, the official AugMix CIFAR / ImageNet
+releases and torchvision ResNet-50 state dicts (models/weights.py), always with torch.load(weights_only=True).
+Precision: float32 by default (as the reference evaluators; TF32 matmuls allowed on CUDA); --amp bf16 is a speed
+option, recorded in results.json (config.precision) and the report.
+
+Exit codes: 0 done, 2 a usage or data mistake (the message names it), 1 the environment (no GPU, a folder in use by
+another process, a file that cannot be written).
 """
 
 from __future__ import annotations
@@ -17,15 +24,42 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
 from corruptions import ALL_CORRUPTIONS, SEVERITIES, SUBSETS
 from corruptions.sequences import ALL_PERTURBATION_NAMES
-from evaluation import evaluate
-from evaluation.inference import AMP_DTYPES, InferenceSettings
+from evaluation import evaluate, plan_evaluation
+from evaluation.inference import AMP_DTYPES, AMP_HELP, InferenceSettings
 from evaluation.report import compare_results, headline_metrics, load_results, perturbation_baseline
-from evaluation.suites import SUITES, EvalOptions, resolve_suites
+from evaluation.suites import SUITES, EvalOptions, did_you_mean, resolve_suites
 from models.weights import CheckpointError, load_model
 from runtime.devices import resolve_device
 from runtime.files import atomic_write_text
+from runtime.locks import FolderLockedError
+
+RUN_CHECKPOINTS = {"last.pt": "eval", "best.pt": "eval-best"}  # a run's checkpoints -> their output folder
+
+
+def _int_at_least(low: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low} ({what}), got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low} ({what}), got {value}")
+        return value
+    return parse
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1) (e.g. 0.43478), got {value}")
+    return value
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -37,22 +71,30 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    "$AUGMIX_DATA_ROOT or ./data)")
     p.add_argument("--root", action="append", default=[], metavar="NAME=DIR",
                    help="folder of one suite or dataset, e.g. imagenet-c=/data/ImageNet-C, imagenet=/data/val")
-    p.add_argument("--out", default=None, help="output folder (default: results/<checkpoint stem>)")
-    p.add_argument("--batch-size", type=int, default=1000, help="images per forward pass (default: 1000)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: <run>/eval for a run's last.pt, <run>/eval-best for best.pt, else "
+                        "results/<checkpoint stem>-<8 hex digits of its SHA-256>); it must not hold another "
+                        "checkpoint's results")
+    p.add_argument("--overwrite", action="store_true",
+                   help="--out may hold another checkpoint's results: replace the files the evaluator wrote there "
+                        "(results.json/.md, plots, cells/); other files stay")
+    p.add_argument("--batch-size", type=_int_at_least(1, "images per forward pass"), default=1000,
+                   help="images per forward pass, >= 1 (default: 1000)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto = cuda if available, "
                    "else cpu)")
-    p.add_argument("--amp", default="auto", choices=["auto", *AMP_DTYPES],
-                   help="autocast dtype (default: auto = bf16 on CUDA, off on CPU)")
-    p.add_argument("--workers", type=int, default=4, help="decode workers for JPEG / MP4 sets (default: 4)")
+    p.add_argument("--amp", default="off", choices=list(AMP_DTYPES), help=f"precision: {AMP_HELP}")
+    p.add_argument("--workers", type=_int_at_least(0, "decode workers"), default=4,
+                   help="decode workers for JPEG / MP4 sets, >= 0 (default: 4)")
     p.add_argument("--generate", action="store_true",
                    help="build -C/-P in memory from the clean test set (seeded; marked 'generated' in the report)")
-    p.add_argument("--seed", type=int, default=0, help="seed of generated sets (default: 0)")
-    p.add_argument("--limit", type=int, default=None, help="first N images / videos per cell (default: all)")
+    p.add_argument("--seed", type=_int_at_least(0, "seed"), default=0, help="seed of generated sets, >= 0 (default: 0)")
+    p.add_argument("--limit", type=_int_at_least(1, "images per cell"), default=None,
+                   help="first N images / videos per cell, >= 1 (default: all)")
     p.add_argument("--corruptions", default=None,
                    help="comma list or subset (common, extra, all, noise, blur, weather, digital); default: all 19")
-    p.add_argument("--severities", default=None, help="comma list of severities (default: 1,2,3,4,5)")
+    p.add_argument("--severities", default=None, help="comma list of severities in 1..5 (default: 1,2,3,4,5)")
     p.add_argument("--perturbations", default=None, help="comma list of -P perturbations (default: all available)")
-    p.add_argument("--difficulty", type=int, default=1, choices=[1, 2, 3], help="-P frame step (default: 1)")
+    p.add_argument("--difficulty", type=int, default=1, choices=[1, 2, 3], help="-P frame step, 1..3 (default: 1)")
     p.add_argument("--recompute", action="store_true", help="recompute cells already finished in --out/cells")
     p.add_argument("--baseline-ckpt", default=None,
                    help="model whose -P flip probabilities / top-5 distances normalise mFR / mT5D (same data)")
@@ -61,13 +103,14 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         "alexnet-owt-4df8aa71.pth (the reference normaliser); default: read from the file")
     p.add_argument("--baseline-results", default=None,
                    help="results.json of a baseline run: -P normalisers and the baseline bars of the plots")
-    p.add_argument("--alexnet-clean-error", type=float, default=None,
-                   help="AlexNet clean error for relative mCE, as a fraction (default: 0.43478, torchvision's)")
+    p.add_argument("--alexnet-clean-error", type=_fraction, default=None,
+                   help="AlexNet clean error for relative mCE, a fraction in (0, 1) (default: 0.43478, torchvision's)")
     p.add_argument("--imagenet-c-resize", action="store_true",
                    help="NON-STANDARD: Resize(256)+CenterCrop(224) on ImageNet-C, as the official AugMix script "
                         "(labelled in the report; not comparable with published mCE)")
     p.add_argument("--arch", default=None, help="architecture of a plain state dict (see models.MODELS)")
-    p.add_argument("--num-classes", type=int, default=None, help="classes of a plain state dict")
+    p.add_argument("--num-classes", type=_int_at_least(1, "classes"), default=None,
+                   help="classes of a plain state dict, >= 1")
     p.add_argument("--dataset", default=None, help="dataset of a plain state dict (sets normalisation)")
     p.add_argument("--tensorboard", default=None, help="also write the headline numbers to this TensorBoard dir")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -86,7 +129,8 @@ def _names(text: str | None, flag: str, valid: tuple) -> tuple | None:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     unknown = [n for n in names if valid and n not in valid]
     if unknown or not names:
-        raise ValueError(f"{flag}: unknown value(s) {', '.join(unknown) or '(none given)'}; valid: "
+        hint = did_you_mean(unknown[0], valid) if unknown else ""
+        raise ValueError(f"{flag}: unknown value(s) {', '.join(unknown) or '(none given)'}{hint}; valid: "
                          f"{', '.join(map(str, valid))}")
     return names
 
@@ -101,7 +145,8 @@ def options_from_args(args: argparse.Namespace, baseline: dict | None = None) ->
         roots[key.strip()] = value
     severities = _names(args.severities, "--severities", tuple(str(s) for s in SEVERITIES))
     device = str(resolve_device(args.device, "--device"))
-    inference = InferenceSettings(device=device, batch_size=args.batch_size, amp=args.amp, workers=args.workers)
+    inference = InferenceSettings(device=device, batch_size=args.batch_size, amp=args.amp, workers=args.workers,
+                                  channels_last=None)
     extra = {} if args.alexnet_clean_error is None else {"alexnet_clean_error": args.alexnet_clean_error}
     return EvalOptions(data_root=args.data_root, out_dir=args.out, inference=inference, generate=args.generate,
                        seed=args.seed, limit=args.limit,
@@ -109,9 +154,19 @@ def options_from_args(args: argparse.Namespace, baseline: dict | None = None) ->
                        severities=tuple(int(s) for s in severities) if severities else SEVERITIES,
                        perturbations=_names(args.perturbations, "--perturbations", ALL_PERTURBATION_NAMES),
                        difficulty=args.difficulty,
-                       roots=roots, recompute=args.recompute, baseline=baseline,
+                       roots=roots, recompute=args.recompute, overwrite=args.overwrite, baseline=baseline,
                        imagenet_c_resize=args.imagenet_c_resize, tensorboard=args.tensorboard,
                        plots=not args.no_plots, **extra)
+
+
+def default_out(ckpt: str | Path, info) -> Path:
+    """The output folder of a checkpoint when --out is not given: ``<run>/eval`` for a run's ``last.pt``,
+    ``<run>/eval-best`` for its ``best.pt``, else ``results/<stem>-<first 8 hex digits of the file's SHA-256>``
+    (so two checkpoints never share a folder, and the same file always comes back to its own)."""
+    path = Path(ckpt)
+    if info.source == "ours" and path.name in RUN_CHECKPOINTS:
+        return path.parent / RUN_CHECKPOINTS[path.name]
+    return Path("results") / f"{path.stem}-{info.sha256[:8]}"
 
 
 def evaluate_checkpoint(ckpt: str | Path, suites: list[str], options: EvalOptions, arch: str | None = None,
@@ -120,6 +175,22 @@ def evaluate_checkpoint(ckpt: str | Path, suites: list[str], options: EvalOption
     model, info = load_model(ckpt, map_location=options.inference.device, arch=arch, num_classes=num_classes,
                              dataset=dataset)
     return evaluate(model, suites, model_info=info, options=options, checkpoint_path=ckpt)
+
+
+def _check_device(name: str) -> None:
+    """A CUDA device asked for on a machine without one is the environment's fault (exit 1), not a usage error."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        return  # resolve_device names it as a usage error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise EnvironmentProblem(f"--device={name} but CUDA is not available on this machine (torch "
+                                 f"{torch.__version__}, CUDA build {torch.version.cuda or 'none'}); use --device cpu "
+                                 "or auto")
+
+
+class EnvironmentProblem(RuntimeError):
+    """The machine, not the command, is at fault (no GPU): exit 1."""
 
 
 def _baseline(args: argparse.Namespace, suites: list[str], options: EvalOptions) -> tuple[dict | None, float | None]:
@@ -139,8 +210,10 @@ def _baseline(args: argparse.Namespace, suites: list[str], options: EvalOptions)
     if not wanted:
         return None, None
     out = None if options.out_dir is None else str(Path(options.out_dir) / "baseline")
-    results = evaluate(model, wanted, model_info=info, checkpoint_path=args.baseline_ckpt,
-                       options=replace(options, out_dir=out, baseline=None, tensorboard=None))
+    options = replace(options, out_dir=out, baseline=None, tensorboard=None)
+    plan_evaluation(wanted, options, info.dataset, info.num_classes, checkpoint_sha256=info.sha256,
+                    checkpoint_path=args.baseline_ckpt)
+    results = evaluate(model, wanted, model_info=info, checkpoint_path=args.baseline_ckpt, options=options)
     clean = results["suites"].get("clean", {}).get("aggregates", {}).get("error")
     return (perturbation_baseline(results) if len(wanted) > ("clean" in wanted) else None), clean
 
@@ -161,20 +234,34 @@ def main(args: argparse.Namespace) -> int:
             return 0
         if not args.ckpt:
             raise ValueError("--ckpt is required (or --compare RESULTS ...)")
-        args.out = args.out or str(Path("results") / Path(args.ckpt).stem)
+        _check_device(args.device)
         suites = args.suite or ["clean"]
         options = options_from_args(args)
+        model, info = load_model(args.ckpt, map_location=options.inference.device, arch=args.arch,
+                                 num_classes=args.num_classes, dataset=args.dataset)
+        args.out = str(args.out or default_out(args.ckpt, info))
+        options = replace(options, out_dir=args.out)
+        # everything is checked before any work, the baseline's evaluation included
+        plan_evaluation(suites, options, info.dataset, info.num_classes, checkpoint_sha256=info.sha256,
+                        checkpoint_path=args.ckpt)
         baseline, alexnet_clean = _baseline(args, suites, options)
         if alexnet_clean is not None:
             args.alexnet_clean_error = alexnet_clean  # measured on this data: used instead of the 0.43478 constant
         if baseline is not None or alexnet_clean is not None:
-            options = options_from_args(args, baseline)
-        results = evaluate_checkpoint(args.ckpt, suites, options, args.arch, args.num_classes, args.dataset)
-    except (FileNotFoundError, ValueError, CheckpointError) as exc:  # DeviceError is a ValueError
+            options = replace(options_from_args(args, baseline), out_dir=args.out)
+        results = evaluate(model, suites, model_info=info, options=options, checkpoint_path=args.ckpt)
+    except (EnvironmentProblem, FolderLockedError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, ValueError, CheckpointError) as exc:  # DeviceError, OutputFolderError: ValueErrors
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # cannot write the output folder, disk full, ...
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     _print_headline(results)
-    print(f"wrote {args.out}/results.json, results.md and plots ({results['timing']['seconds']:.1f} s)")
+    print(f"wrote {args.out}/results.json, results.md and plots ({results['timing']['seconds']:.1f} s); precision "
+          f"{results['config']['precision']['summary']}")
     return 0
 
 

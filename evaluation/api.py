@@ -42,7 +42,8 @@ def evaluate(model: nn.Module, suites: str | Sequence[str] = ("clean",), *, data
         mean, std: per-channel normalisation of [0, 1] RGB inputs that the model expects.
         num_classes: the model's outputs; when given, labels and ImageNet class folders are checked against it.
         data_root: datasets and released -C/-P folders (default: $AUGMIX_DATA_ROOT or ./data).
-        out_dir: when given, results.json, results.md, plots and the resumable per-cell store are written there.
+        out_dir: when given, results.json, results.md, plots and the resumable per-cell store are written there; a
+            folder holding another model's results is refused unless ``overwrite=True``.
         device: "auto" (CUDA when available), "cpu", "cuda:1", ...; default: ``options``' device, else auto.
         options: a full EvalOptions to start from; the keywords above and ``settings`` override its fields.
         model_info: the identity of a loaded checkpoint (models.weights.load_model); ``dataset``, ``mean``,
@@ -50,8 +51,10 @@ def evaluate(model: nn.Module, suites: str | Sequence[str] = ("clean",), *, data
             of its state dict, so the cell store never mixes results of different weights.
         checkpoint_path: recorded in the results.
         **settings: any EvalOptions field (``generate``, ``seed``, ``limit``, ``corruptions``, ``severities``,
-            ``perturbations``, ``difficulty``, ``roots``, ``baseline``, ``plots``, ...) or InferenceSettings field
-            (``batch_size``, ``amp``, ``channels_last``, ``chunk_images``, ``workers``).
+            ``perturbations``, ``difficulty``, ``roots``, ``baseline``, ``plots``, ``overwrite``, ...) or
+            InferenceSettings field (``batch_size``, ``amp`` = off (float32, default) | bf16 | fp16,
+            ``channels_last``, ``chunk_images``, ``workers``). Everything is checked before any work
+            (evaluation.plan_evaluation).
 
     Returns:
         The results dict (schema of evaluation/report.py): checkpoint identity, config, environment, and per suite

@@ -2,11 +2,17 @@
 
 The evaluator must be bound by the model, not by loading: arrays are streamed from memory maps in large
 chunks (one chunk per 10,000-image cell on a GPU, so a cell is resident) with the next chunk read by a background
-thread, and normalisation is one fused multiply-add on the device. On CUDA: bf16 autocast and channels_last.
+thread, and normalisation is one fused multiply-add on the device. On CUDA: channels_last.
+
+Precision: float32 by default, as the reference evaluators run; on CUDA, float32 matrix products and convolutions may
+use TF32 tensor cores (10-bit mantissa inputs, float32 accumulation). bf16 / fp16 autocast is an explicit speed option
+(``amp``); the precision is recorded in results.json (``config.precision``) and in every cell's fingerprint, so a cell
+computed at one precision is never reused by a run at another.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,7 +21,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+AMP_HELP = ("off (default): float32, as the reference evaluators; on CUDA float32 matmuls and convolutions may use "
+            "TF32 | bf16, fp16: autocast, faster on GPUs, predictions near ties can differ (recorded in results.json "
+            "config.precision and the report header)")
 
 
 @dataclass(frozen=True)
@@ -24,17 +33,34 @@ class InferenceSettings:
 
     device: str = "cpu"            # torch device string: cpu, cuda, cuda:1, ...
     batch_size: int = 1000         # images per forward pass (-P: frames, whole videos per batch)
-    amp: str = "auto"              # auto: bf16 on CUDA, off on CPU | bf16 | fp16 | off
+    amp: str = "off"               # off: float32 (TF32 matmuls allowed on CUDA) | bf16 | fp16 autocast
     channels_last: bool | None = None  # None: on for CUDA, off for CPU
     chunk_images: int = 10_000     # images copied from a memory map per transfer (a whole CIFAR-C cell)
     workers: int = 4               # DataLoader decode workers for JPEG / video sources
 
     def amp_dtype(self) -> torch.dtype | None:
-        if self.amp == "auto":
-            return torch.bfloat16 if torch.device(self.device).type == "cuda" else None
         if self.amp not in AMP_DTYPES:
-            raise ValueError(f"amp={self.amp!r}; valid: auto, {', '.join(AMP_DTYPES)}")
+            raise ValueError(f"amp={self.amp!r}; valid: {', '.join(AMP_DTYPES)}")
         return AMP_DTYPES[self.amp]
+
+    def tf32(self) -> bool:
+        """Whether float32 matmuls / convolutions may use TF32 (CUDA only; autocast regions run in its own dtype)."""
+        return torch.device(self.device).type == "cuda"
+
+    def precision(self) -> dict:
+        """The numerical precision of the forward pass, as results.json records it (``config.precision``) and as
+        every cell's fingerprint includes it."""
+        dtype = self.amp_dtype()
+        if dtype is None:
+            mode = "float32"
+            summary = ("float32 (TF32 tensor cores allowed for matmuls and convolutions on CUDA)" if self.tf32()
+                       else "float32")
+        else:
+            mode = f"{self.amp}-autocast"
+            summary = (f"{self.amp} autocast (explicit --amp {self.amp}; the reference evaluators run float32, "
+                       f"predictions near ties may differ)")
+        return {"mode": mode, "autocast_dtype": None if dtype is None else str(dtype).replace("torch.", ""),
+                "tf32": self.tf32(), "summary": summary}
 
     def use_channels_last(self) -> bool:
         return torch.device(self.device).type == "cuda" if self.channels_last is None else self.channels_last
@@ -74,7 +100,7 @@ class Predictor:
         if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"expected (B, 3, H, W) uint8 images, got {tuple(images.shape)} {images.dtype}")
         x = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-        with torch.inference_mode():
+        with torch.inference_mode(), _tf32(self.settings.tf32()):
             x = torch.addcmul(-self.shift, x.float(), self.scale)
             with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                                 enabled=self.amp_dtype is not None):
@@ -118,6 +144,28 @@ class Predictor:
         v, t = videos.shape[:2]
         flat = videos.reshape(v * t, *videos.shape[2:])  # (V, T, 3, H, W) -> (V*T, 3, H, W)
         return torch.cat(list(self.over_tensor(flat))).view(v, t, -1)
+
+
+@contextlib.contextmanager
+def _tf32(allowed: bool) -> Iterator[None]:
+    """Allow TF32 for CUDA float32 matmuls and convolutions inside the block (restoring the flags after); nothing
+    changes when ``allowed`` is false (CPU)."""
+    if not allowed:
+        yield
+        return
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9; the legacy flags must not be mixed in
+        flags = [(torch.backends.cuda.matmul, "fp32_precision", "tf32"),
+                 (torch.backends.cudnn.conv, "fp32_precision", "tf32")]
+    else:
+        flags = [(torch.backends.cuda.matmul, "allow_tf32", True), (torch.backends.cudnn, "allow_tf32", True)]
+    saved = [getattr(owner, name) for owner, name, _ in flags]
+    for owner, name, value in flags:
+        setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        for (owner, name, _), value in zip(flags, saved):
+            setattr(owner, name, value)
 
 
 def _chunks(images: np.ndarray, size: int) -> Iterator[np.ndarray]:

@@ -3,12 +3,14 @@
 A suite orchestrates: it picks its data source (evaluation/sources.py: released files, or generated in memory),
 runs the predictor cell by cell, keeps each (suite, corruption, severity) cell in the cell store as it completes
 (evaluation/store.py) and hands per-sample statistics to evaluation/metrics.py. It computes no metric itself.
-``run_evaluation`` runs a list of suites for a model whose identity is known (evaluation/api.py builds it).
+``plan_evaluation`` checks a whole evaluation (options, suites, data, class counts, output folder) before any cell is
+computed; ``run_evaluation`` runs a list of suites for a model whose identity is known (evaluation/api.py builds it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,27 +22,31 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from corruptions import CORRUPTIONS, SEVERITIES
-from corruptions.sequences import is_noise_perturbation
+from corruptions import ALL_CORRUPTIONS, CORRUPTIONS, SEVERITIES
+from corruptions.sequences import ALL_PERTURBATION_NAMES, DIFFICULTIES, is_noise_perturbation
 from evaluation import metrics as M
-from evaluation.inference import InferenceSettings, Predictor
+from evaluation.inference import AMP_DTYPES, InferenceSettings, Predictor
 from evaluation.progress import EvalProgress
 from evaluation.report import new_results, write_report, write_tensorboard
 from evaluation.sources import (
+    DATASET_CLASSES,
     CleanSet,
     GeneratedCorruptions,
     GeneratedPerturbations,
     ReleasedCorruptions,
     ReleasedPerturbations,
+    check_class_count,
     clean_pairs,
+    describe_source,
     load_clean_set,
     perturbation_data_file,
 )
-from evaluation.store import CellStore
+from evaluation.store import CELLS_DIR, CellStore, claim_output_folder, record_owner
 from loaders.released import decoder_versions
 from runtime.distributed import print_main
 from runtime.environment import environment_record
 from runtime.files import data_root
+from runtime.locks import folder_lock
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,7 @@ class EvalOptions:
     difficulty: int = 1                   # -P frame step d for non-noise sequences (docs/metrics.md §4.2)
     roots: Mapping[str, str] = field(default_factory=dict)  # suite or dataset name -> folder, overrides defaults
     recompute: bool = False               # ignore finished cells in out_dir/cells
+    overwrite: bool = False               # out_dir may hold another checkpoint's results: replace them
     baseline: Mapping[str, Any] | None = None  # -P normalisers: report.perturbation_baseline(results of a run)
     alexnet_clean_error: float = M.ALEXNET_CLEAN_ERROR  # for relative mCE (docs/metrics.md §3.3)
     imagenet_c_resize: bool = False       # NON-STANDARD Resize(256)+CenterCrop(224) on ImageNet-C (labelled)
@@ -115,7 +122,8 @@ def resolve_suites(names: Sequence[str], dataset: str) -> list[str]:
             out += DATASET_SUITES[dataset]
             continue
         if name not in SUITES:
-            raise ValueError(f"unknown suite {name!r}; valid: all, {', '.join(SUITES)}")
+            raise ValueError(f"unknown suite {name!r}{did_you_mean(name, ('all', *SUITES))}; valid: all, "
+                             f"{', '.join(SUITES)}")
         spec = SUITES[name]
         if spec.dataset is not None and spec.dataset != dataset:
             raise ValueError(f"suite {name!r} evaluates {spec.dataset} models; the checkpoint's dataset is "
@@ -124,9 +132,131 @@ def resolve_suites(names: Sequence[str], dataset: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def did_you_mean(name: str, valid: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest valid name, or an empty string."""
+    close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_names(values: Sequence | None, valid: Sequence, what: str) -> None:
+    """Every value of ``values`` must be one of ``valid`` (names are never taken as paths).
+
+    Raises:
+        ValueError: naming the first unknown value, the closest valid one and the valid ones.
+    """
+    if values is None:
+        return
+    if isinstance(values, (str, int)) or not len(values):
+        raise ValueError(f"{what}: expected a non-empty list of names, got {values!r}; valid: "
+                         f"{', '.join(map(str, valid))}")
+    for value in values:
+        if value not in valid:
+            raise ValueError(f"{what}: unknown value {value!r}{did_you_mean(value, valid)}; valid: "
+                             f"{', '.join(map(str, valid))}")
+
+
+# Every numeric option with its valid range: (EvalOptions or InferenceSettings field, minimum, what it is).
+NUMERIC_OPTIONS = (("limit", 1, "images / videos per cell, or None for all"), ("seed", 0, "seed of generated sets"),
+                   ("tensorboard_step", 0, "TensorBoard step"))
+NUMERIC_INFERENCE = (("batch_size", 1, "images per forward pass"), ("chunk_images", 1, "images per transfer"),
+                     ("workers", 0, "decode workers"))
+
+
+def check_options(options: EvalOptions) -> None:
+    """Ranges and names of every option (the command line checks the same ranges when it parses).
+
+    Raises:
+        ValueError: naming the option, its value and the valid range or names.
+    """
+    fields = [(options, name, low, what) for name, low, what in NUMERIC_OPTIONS]
+    fields += [(options.inference, name, low, what) for name, low, what in NUMERIC_INFERENCE]
+    for owner, name, low, what in fields:
+        value = getattr(owner, name)
+        if value is None and name == "limit":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name}={value!r}: expected an integer >= {low} ({what})")
+    if options.difficulty not in DIFFICULTIES:
+        raise ValueError(f"difficulty={options.difficulty!r}: expected one of {', '.join(map(str, DIFFICULTIES))} "
+                         "(-P frame step)")
+    if not options.severities or any(isinstance(s, bool) or s not in SEVERITIES for s in options.severities):
+        raise ValueError(f"severities={tuple(options.severities)!r}: expected severities in "
+                         f"{SEVERITIES[0]}..{SEVERITIES[-1]}")
+    if options.inference.amp not in AMP_DTYPES:
+        raise ValueError(f"amp={options.inference.amp!r}: expected one of {', '.join(AMP_DTYPES)}")
+    if not 0.0 < float(options.alexnet_clean_error) < 1.0:
+        raise ValueError(f"alexnet_clean_error={options.alexnet_clean_error!r}: expected a fraction in (0, 1)")
+    check_names(options.corruptions, ALL_CORRUPTIONS, "corruptions")
+    check_names(options.perturbations, ALL_PERTURBATION_NAMES, "perturbations")
+    for name in options.perturbations or ():
+        perturbation_data_file(name, options.difficulty)  # e.g. a difficulty other perturbations do not have
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """What an evaluation will do, checked before any cell is computed.
+
+    Attributes:
+        suites: the suites to run, in order (``all`` expanded).
+        skipped: suites of ``all`` whose data is not here, with the reason.
+    """
+
+    suites: tuple[str, ...]
+    skipped: Mapping[str, str]
+
+
+def plan_evaluation(suites: str | Sequence[str], options: EvalOptions, dataset: str, num_classes: int | None = None,
+                    *, checkpoint_sha256: str | None = None, checkpoint_path: str | Path | None = None
+                    ) -> EvaluationPlan:
+    """Check a whole evaluation before any work: option ranges and names, suite names (with "did you mean"), data
+    present for each suite (or generated), the model's class count against the data's classes, calibration's
+    minimum sample count, and that ``options.out_dir`` does not hold another checkpoint's results.
+
+    Args:
+        suites: suite names or "all" (SUITES, DATASET_SUITES).
+        options: the evaluation's options (EvalOptions).
+        dataset: what the model was trained on (digits | cifar10 | cifar100 | imagenet).
+        num_classes: the model's outputs; None skips the class checks.
+        checkpoint_sha256, checkpoint_path: the model's identity, for the output-folder check (skipped when None).
+
+    Returns:
+        The suites to run and the ones of ``all`` skipped for missing data.
+
+    Raises:
+        ValueError: a bad option, suite, class count or output folder (the message names it and what is valid).
+        FileNotFoundError: data a requested suite needs is missing (names the file or folder).
+    """
+    names = [suites] if isinstance(suites, str) else list(suites)
+    check_options(options)
+    if not names:
+        raise ValueError(f"no suite given; valid: all, {', '.join(SUITES)}")
+    requested = resolve_suites(names, dataset)
+    if num_classes is not None and dataset in DATASET_CLASSES:
+        check_class_count(f"dataset {dataset}", DATASET_CLASSES[dataset], num_classes)
+    ctx = _Context(None, None, options, None, dataset=dataset, num_classes=num_classes)
+    run, skipped = [], {}
+    for name in requested:
+        spec = SUITES[name]
+        reason = ctx.unavailable(spec)
+        if reason and "all" in names and name not in names:
+            skipped[name] = reason
+            continue
+        if reason:
+            raise FileNotFoundError(f"suite {name}: {reason}")
+        ctx.check_data(spec)
+        run.append(name)
+    if options.out_dir and checkpoint_sha256:
+        claim_output_folder(options.out_dir, checkpoint_sha256, None if checkpoint_path is None else
+                            str(checkpoint_path), options.overwrite, check_only=True)
+    return EvaluationPlan(tuple(run), MappingProxyType(skipped))
+
+
 def run_evaluation(model: nn.Module, info: Any, suites: Sequence[str], options: EvalOptions,
                    checkpoint_path: str | Path | None = None) -> dict:
     """Evaluate ``model`` on ``suites``: the runner behind evaluation.evaluate() (so evaluate.py) and train.py's hook.
+
+    Everything is checked first (:func:`plan_evaluation`); then ``options.out_dir`` is claimed for this checkpoint
+    (refused when it holds another's results, unless ``options.overwrite``) and locked for the run.
 
     Args:
         model: maps normalised (B, 3, H, W) float images to (B, K) logits; moved to ``options.inference.device``.
@@ -140,30 +270,45 @@ def run_evaluation(model: nn.Module, info: Any, suites: Sequence[str], options: 
         The results dict (schema of evaluation/report.py), also written to ``options.out_dir`` when set: after every
         suite (results.json) and at the end (results.md and plots).
     """
-    requested = resolve_suites(suites, info.dataset)
-    out_dir = Path(options.out_dir) if options.out_dir else None
-    ctx = _Context(Predictor(model, info.mean, info.std, options.inference), info, options,
-                   CellStore(out_dir / "cells" if out_dir else None, options.recompute))
-    results = new_results(_checkpoint_record(info, checkpoint_path), _config_record(options, requested),
+    names = [suites] if isinstance(suites, str) else list(suites)
+    path = None if checkpoint_path is None else str(checkpoint_path)
+    plan = plan_evaluation(names, options, info.dataset, info.num_classes, checkpoint_sha256=info.sha256,
+                           checkpoint_path=path)
+    if not options.out_dir:
+        return _run_plan(model, info, plan, options, path, None)
+    out_dir = Path(options.out_dir)
+    with folder_lock(out_dir, "output folder"):
+        claim_output_folder(out_dir, info.sha256, path, options.overwrite)
+        return _run_plan(model, info, plan, options, path, out_dir)
+
+
+def _run_plan(model: nn.Module, info: Any, plan: EvaluationPlan, options: EvalOptions, checkpoint_path: str | None,
+              out_dir: Path | None) -> dict:
+    store = CellStore(out_dir / CELLS_DIR if out_dir else None, options.recompute)
+    ctx = _Context(Predictor(model, info.mean, info.std, options.inference), info, options, store)
+    results = new_results(_checkpoint_record(info, checkpoint_path), _config_record(options, list(plan.suites)),
                           environment_record(options.inference.device, decoders=decoder_versions()))
+    for name, reason in plan.skipped.items():
+        print_main(f"[{name}] skipped: {reason}")
+        results.setdefault("skipped", {})[name] = reason
+
+    def write(plots: bool) -> None:
+        if out_dir:
+            written = write_report(out_dir, results, options.baseline, plots=plots)
+            record_owner(out_dir, info.sha256, checkpoint_path, [p for p in written if Path(p).parent == out_dir])
+
     start = time.perf_counter()
-    for name in requested:
+    for name in plan.suites:
         spec = SUITES[name]
-        reason = ctx.unavailable(spec)
-        if reason and "all" in suites and name not in suites:
-            print_main(f"[{name}] skipped: {reason}")
-            results.setdefault("skipped", {})[name] = reason
-            continue
-        if reason:
-            raise FileNotFoundError(f"suite {name}: {reason}")
         t0 = time.perf_counter()
         results["suites"][name] = _RUNNERS[spec.kind](ctx, spec)
         results["suites"][name]["timing"]["seconds"] = time.perf_counter() - t0
-        if out_dir:
-            write_report(out_dir, results, options.baseline, plots=False)
+        if store.notes:
+            results["suites"][name].setdefault("notes", []).extend(store.notes)
+            store.notes.clear()
+        write(plots=False)
     results["timing"]["seconds"] = time.perf_counter() - start
-    if out_dir:
-        write_report(out_dir, results, options.baseline, plots=options.plots)
+    write(plots=options.plots)
     if options.tensorboard:
         write_tensorboard(results, options.tensorboard, options.tensorboard_step)
     return results
@@ -172,52 +317,137 @@ def run_evaluation(model: nn.Module, info: Any, suites: Sequence[str], options: 
 class _Context:
     """State shared by the suites of one run: the predictor, the cell store and the clean test set (loaded once)."""
 
-    def __init__(self, predictor: Predictor, info: Any, options: EvalOptions, store: CellStore):
+    def __init__(self, predictor: Predictor | None, info: Any, options: EvalOptions, store: CellStore | None,
+                 dataset: str | None = None, num_classes: int | None = None):
         self.predictor, self.info, self.options, self.store = predictor, info, options, store
-        self.device = predictor.device
+        self.dataset = dataset if info is None else info.dataset
+        self.num_classes = num_classes if info is None else info.num_classes
+        self.device = None if predictor is None else predictor.device
         self.progress = EvalProgress()  # cell lines; tqdm bars on a terminal
         self._clean: CleanSet | None = None
-        amp = options.inference.amp_dtype()
-        self.fingerprint = {"checkpoint_sha256": info.sha256, "limit": options.limit,
-                            "amp": None if amp is None else str(amp).replace("torch.", "")}
+        precision = options.inference.precision()
+        self.fingerprint = {"checkpoint_sha256": None if info is None else info.sha256, "limit": options.limit,
+                            "precision": precision["mode"], "tf32": precision["tf32"],
+                            "device_type": torch.device(options.inference.device).type}
 
     def folder(self, key: str, default: str | Path) -> Path:
         """``--root KEY=DIR`` when given, else ``default`` under the data root."""
         return Path(self.options.roots.get(key) or data_root(self.options.data_root) / default)
 
     def generated(self, spec: SuiteSpec) -> bool:
-        return self.options.generate or spec.folder is None
+        """Whether the suite's data is made in memory: --generate, or a suite without a released set (digits) whose
+        folder (``--root NAME=DIR``, e.g. a set written by generate.py) is not given."""
+        return self.options.generate or (spec.folder is None and not self.options.roots.get(spec.name))
 
     def unavailable(self, spec: SuiteSpec) -> str | None:
         """Why a suite cannot run here (its released folder is missing), or None."""
         if spec.kind in ("clean", "calibration") or self.generated(spec):
             return None
-        folder = self.folder(spec.name, spec.folder)
+        folder = self.folder(spec.name, spec.folder or spec.name)
         return None if folder.is_dir() else (f"released data folder {folder} does not exist (set --data-root, "
                                              f"--root {spec.name}=DIR, or use --generate)")
+
+    def clean_folder(self) -> Path:
+        """Where the clean test set of the model's dataset lives (digits: nowhere, it ships with scikit-learn)."""
+        if self.dataset == "imagenet":
+            root = data_root(self.options.data_root)
+            return self.folder("imagenet", root / "val" if (root / "val").is_dir() else root / "imagenet" / "val")
+        return self.folder(self.dataset, "")
 
     def clean(self) -> CleanSet:
         """The clean test set of the model's dataset, cut to ``limit``."""
         if self._clean is None:
-            dataset = self.info.dataset
-            if dataset == "imagenet":
-                root = data_root(self.options.data_root)
-                folder = self.folder("imagenet", root / "val" if (root / "val").is_dir() else root / "imagenet" / "val")
-            else:
-                folder = self.folder(dataset, "")
-            self._clean = load_clean_set(dataset, folder, self.options.limit)
+            self._clean = load_clean_set(self.dataset, self.clean_folder(), self.options.limit)
         return self._clean
+
+    def check_data(self, spec: SuiteSpec) -> None:
+        """Cheap checks of a suite's data before any work: files present, class counts, calibration's minimum.
+
+        Raises:
+            FileNotFoundError / ValueError: naming the file or folder and what was expected.
+        """
+        opts = self.options
+        generated = self.generated(spec) and spec.kind in ("corruption", "perturbation")
+        if generated and self.dataset == "imagenet":
+            raise ValueError(f"suite {spec.name}: generating -C/-P in memory needs an in-memory clean test set "
+                             "(CIFAR, digits); for ImageNet generate the files with generate.py and evaluate those")
+        if spec.kind == "calibration" and opts.limit is not None and opts.limit < M.RMS_BIN_SIZE:
+            raise ValueError(f"suite calibration needs at least {M.RMS_BIN_SIZE} test images (one adaptive "
+                             f"calibration bin, docs/metrics.md §5.1); --limit {opts.limit} is below that")
+        if spec.kind in ("clean", "calibration") or generated:
+            self._check_clean()
+        if spec.kind in ("clean", "calibration") or generated:
+            return
+        if spec.kind == "corruption":
+            self._check_released_corruptions(spec)
+        elif spec.kind == "perturbation":
+            source = ReleasedPerturbations(self.folder(spec.name, spec.folder or spec.name), spec.benchmark, opts.limit)
+            for name in source.names(opts.perturbations, opts.difficulty):
+                source.fingerprint(name, opts.difficulty)  # names the missing file or folder
+                if spec.benchmark != "imagenet":
+                    from corruptions.sequences import num_frames
+                    from loaders.released import open_cifar_p
+
+                    file = perturbation_data_file(name, opts.difficulty)
+                    open_cifar_p(source.folder, file, num_frames(file, spec.benchmark))
+
+    def _check_clean(self) -> None:
+        folder = self.clean_folder()
+        if self.dataset in ("cifar10", "cifar100"):
+            from loaders.cifar import CIFAR_SPLITS, cifar_folder
+
+            for name in CIFAR_SPLITS[self.dataset]["test"]:
+                path = cifar_folder(folder, self.dataset) / name
+                if not path.is_file():
+                    raise FileNotFoundError(f"{self.dataset} test batch {path} does not exist (set --data-root or "
+                                            f"--root {self.dataset}=DIR to the folder holding "
+                                            f"{cifar_folder('', self.dataset)}/)")
+        elif self.dataset == "imagenet":
+            if not folder.is_dir():
+                raise FileNotFoundError(f"ImageNet validation folder {folder} does not exist (set --data-root or "
+                                        "--root imagenet=DIR to a <wnid>/<image> folder)")
+            classes = [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
+            check_class_count(folder, len(classes), self.num_classes, "class folders")
+
+    def _check_released_corruptions(self, spec: SuiteSpec) -> None:
+        opts = self.options
+        folder = self.folder(spec.name, spec.folder or spec.name)
+        source = ReleasedCorruptions(folder, spec.benchmark, self.num_classes, opts.limit, opts.imagenet_c_resize)
+        names, _ = source.names(opts.corruptions)
+        missing = [s for s in opts.severities if s not in source.severities]
+        if missing:
+            raise ValueError(f"{folder}: holds severities {', '.join(map(str, source.severities))} (manifest.json), "
+                             f"not {', '.join(map(str, missing))}; pass --severities")
+        for name in names:
+            if spec.benchmark == "imagenet":
+                for severity in opts.severities:
+                    cell = folder / name / str(severity)
+                    if not cell.is_dir():
+                        raise FileNotFoundError(f"ImageNet-C cell folder {cell} does not exist; expected "
+                                                f"{folder}/<corruption>/<1..5>/<wnid>/<image>.JPEG")
+                    classes = [d for d in cell.iterdir() if d.is_dir() and not d.name.startswith(".")]
+                    check_class_count(cell, len(classes), self.num_classes, "class folders")
+            elif not (folder / f"{name}.npy").is_file():
+                raise FileNotFoundError(f"CIFAR-C {name} file {folder / f'{name}.npy'} does not exist (pass "
+                                        "--corruptions to evaluate the ones present)")
+        if spec.benchmark != "imagenet":
+            from loaders.released import load_cifar_c_labels, open_cifar_c
+
+            labels = load_cifar_c_labels(folder, source.severities, self.num_classes)  # shape, blocks, label range
+            for name in names:  # header, dtype, shape and length of every file (memory-mapped: nothing read)
+                open_cifar_c(folder, name, source.severities, labels)
 
     def corruptions(self, spec: SuiteSpec) -> ReleasedCorruptions | GeneratedCorruptions:
         if self.generated(spec):
             return GeneratedCorruptions(self.clean(), spec.preset, self.options.seed)
-        return ReleasedCorruptions(self.folder(spec.name, spec.folder), spec.benchmark, self.info.num_classes,
+        return ReleasedCorruptions(self.folder(spec.name, spec.folder or spec.name), spec.benchmark, self.num_classes,
                                    self.options.limit, self.options.imagenet_c_resize)
 
     def perturbations(self, spec: SuiteSpec) -> ReleasedPerturbations | GeneratedPerturbations:
         if self.generated(spec):
             return GeneratedPerturbations(self.clean(), spec.preset, self.options.seed)
-        return ReleasedPerturbations(self.folder(spec.name, spec.folder), spec.benchmark, self.options.limit)
+        return ReleasedPerturbations(self.folder(spec.name, spec.folder or spec.name), spec.benchmark,
+                                     self.options.limit)
 
 
 def _checkpoint_record(info: Any, path: str | Path | None) -> dict:
@@ -230,8 +460,8 @@ def _config_record(options: EvalOptions, suites: list[str]) -> dict:
     record = dataclasses.asdict(options)
     record["baseline"] = None if options.baseline is None else {k: options.baseline.get(k) for k in ("name", "sha256")}
     record.update(record.pop("inference"))
-    amp = options.inference.amp_dtype()
-    record.update(suites=suites, autocast_dtype=None if amp is None else str(amp).replace("torch.", ""),
+    precision = options.inference.precision()
+    record.update(suites=suites, autocast_dtype=precision["autocast_dtype"], precision=precision,
                   channels_last=options.inference.use_channels_last())
     return record
 
@@ -261,13 +491,16 @@ def _cached_cell(ctx: _Context, suite: str, cell: str, fingerprint: dict, comput
 
 def _clean_cell(ctx: _Context) -> tuple[dict, dict, bool]:
     clean = ctx.clean()
-    fingerprint = {**ctx.fingerprint, "data": clean.where}
+    if len(clean.labels) and ctx.num_classes is not None and int(clean.labels.max()) >= ctx.num_classes:
+        raise ValueError(f"{clean.where}: labels span 0..{int(clean.labels.max())}, but the model has "
+                         f"{ctx.num_classes} outputs")
+    fingerprint = {**ctx.fingerprint, "data": clean.where, "files": clean.fingerprint}
     return _cached_cell(ctx, "clean", "clean", fingerprint, lambda: _classify(clean_pairs(clean, ctx.predictor)))
 
 
 def _suite_result(kind: str, spec: SuiteSpec | None, ctx: _Context, source: dict, cells: list, aggregates: dict,
                   counts: dict, **extra) -> dict:
-    return {"kind": kind, "dataset": ctx.info.dataset, "benchmark": spec.benchmark if spec else None,
+    return {"kind": kind, "dataset": ctx.dataset, "benchmark": spec.benchmark if spec else None,
             "source": source, "cells": cells, "aggregates": aggregates,
             "timing": {"cells_computed": counts["computed"], "cells_reused": counts["reused"]}, **extra}
 
@@ -288,7 +521,8 @@ def run_calibration(ctx: _Context, spec: SuiteSpec) -> dict:
     record, arrays, computed = _clean_cell(ctx)
     ctx.progress.cell_done(spec.name, "clean", record, computed)
     if record["n"] < M.RMS_BIN_SIZE:
-        raise ValueError(f"calibration needs at least {M.RMS_BIN_SIZE} test images, got {record['n']} (--limit?)")
+        raise ValueError(f"suite calibration needs at least {M.RMS_BIN_SIZE} test images, the clean test set has "
+                         f"{record['n']}")
     notes = ["rms_calib_error_hendrycks reproduces calib_err of hendrycks/outlier-exposure, which skips the last "
              "(highest-confidence) 100-sample bin; rms_calib_error sums every bin (docs/metrics.md §5.1)"]
     if record["n"] < 2 * M.RMS_BIN_SIZE:
@@ -299,18 +533,23 @@ def run_calibration(ctx: _Context, spec: SuiteSpec) -> dict:
                          reliability=M.reliability_bins(arrays["confidence"], arrays["correct"]))
 
 
+def _log_counts(suite: str, counts: dict) -> None:
+    print_main(f"[{suite}] cells: {counts['computed']} computed, {counts['reused']} reused from earlier runs")
+
+
 def run_corruption(ctx: _Context, spec: SuiteSpec) -> dict:
     """Every (corruption, severity) cell of a -C suite, then the CIFAR or ImageNet aggregates and the calibration of
     the corrupted predictions (mean over cells and pooled)."""
     opts = ctx.options
     source = ctx.corruptions(spec)
+    print_main(f"[{spec.name}] data: {describe_source(source.source)}")
     names, notes = source.names(opts.corruptions)
     cells, arrays, counts = [], {}, {"computed": 0, "reused": 0}
     ctx.progress.start_suite(spec.name, len(names) * len(opts.severities))
     for name in names:
         for severity in opts.severities:
-            fingerprint = {**ctx.fingerprint, **source.source, "corruption": name, "severity": severity,
-                           "resize": opts.imagenet_c_resize}
+            fingerprint = {**ctx.fingerprint, "source": source.source, "data": source.fingerprint(name, severity),
+                           "corruption": name, "severity": severity, "resize": opts.imagenet_c_resize}
             compute = lambda n=name, s=severity: _classify(  # noqa: E731
                 ctx.progress.batches(source.pairs(ctx.predictor, n, s), f"{n} s{s}"))
             record, cell_arrays, computed = _cached_cell(ctx, spec.name, f"{name}-{severity}", fingerprint, compute)
@@ -318,6 +557,7 @@ def run_corruption(ctx: _Context, spec: SuiteSpec) -> dict:
             counts["computed" if computed else "reused"] += 1
             cells.append({"corruption": name, "severity": severity, **record})
             arrays[name, severity] = cell_arrays
+    _log_counts(spec.name, counts)
     errors = {name: {c["severity"]: c["error"] for c in cells if c["corruption"] == name} for name in names}
     if spec.benchmark == "imagenet":
         clean_error, note = _clean_error_for_relative_mce(ctx)
@@ -361,12 +601,14 @@ def run_perturbation(ctx: _Context, spec: SuiteSpec) -> dict:
     """Flip probability, top-5 and Zipf distances per perturbation, then the -P aggregates (normalised only with
     a baseline measured on the same data, docs/metrics.md §4.4)."""
     source = ctx.perturbations(spec)
+    print_main(f"[{spec.name}] data: {describe_source(source.source)}")
     d = ctx.options.difficulty
     cells, counts = [], {"computed": 0, "reused": 0}
     names = source.names(ctx.options.perturbations, d)
     ctx.progress.start_suite(spec.name, len(names))
     for name in names:
-        fingerprint = {**ctx.fingerprint, **source.source, "perturbation": name, "difficulty": d}
+        fingerprint = {**ctx.fingerprint, "source": source.source, "data": source.fingerprint(name, d),
+                       "perturbation": name, "difficulty": d}
         compute = lambda n=name: _perturbation_record(  # noqa: E731
             n, d, ctx.progress.batches(source.logits(ctx.predictor, n, d), n))
         record, _, computed = _cached_cell(ctx, spec.name, f"{name}-d{d}", fingerprint, compute)
@@ -374,6 +616,7 @@ def run_perturbation(ctx: _Context, spec: SuiteSpec) -> dict:
         ctx.progress.cell_done(spec.name, name, record, computed)
         counts["computed" if computed else "reused"] += 1
         cells.append(record)
+    _log_counts(spec.name, counts)
     fp = {c["perturbation"]: c["flip_probability"] for c in cells}
     t5d = {c["perturbation"]: c["top5_distance"] for c in cells}
     baseline = (ctx.options.baseline or {}).get("suites", {}).get(spec.name)

@@ -35,11 +35,15 @@ def read_npy(path: str | Path, what: str) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes), not a .npy file ({what}); the download or copy failed, "
+                         f"fetch the file again")
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:  # bad magic, short header, "mmap length is greater than file size", object arrays
-        raise ValueError(f"{path} is not a complete .npy file ({what}): {exc}; the download or copy may be "
-                         f"truncated, compare its size and checksum with the released file") from exc
+    except (ValueError, EOFError, OSError) as exc:  # bad magic, short header, "mmap length is greater than file
+        # size", object arrays, a header cut short
+        raise ValueError(f"{path} is not a complete .npy file ({what}): {exc or type(exc).__name__}; the download "
+                         f"or copy may be truncated, compare its size and checksum with the released file") from exc
 
 
 @dataclass(frozen=True)

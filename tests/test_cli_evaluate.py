@@ -167,3 +167,79 @@ def test_unknown_device_is_a_clear_error(tmp_path, capsys):
     ckpt = write_tiny_checkpoint(tmp_path / "last.pt")
     assert _run(["--ckpt", str(ckpt), "--device", "tpu", "--out", str(tmp_path / "o")]) == 2
     assert "--device='tpu'" in capsys.readouterr().err
+
+
+def _generate(argv: list[str]) -> int:
+    import generate
+
+    return generate.main(argv)
+
+
+def test_a_generated_set_given_as_a_folder_is_labelled_generated_not_released(tmp_path):
+    ckpt = write_tiny_checkpoint(tmp_path / "tiny.pt")
+    folder = tmp_path / "digits-c-seed7"
+    assert _generate(["c", "--source", "digits", "--limit", "100", "--corruptions", "fog", "--severities", "1,3",
+                      "--seed", "7", "--device", "cpu", "--out", str(folder)]) == 0
+    common = ["--ckpt", str(ckpt), "--suite", "digits-c", "--corruptions", "fog", "--severities", "1,3", "--limit",
+              "100", "--no-plots"]
+    assert _run([*common, "--root", f"digits-c={folder}", "--out", str(tmp_path / "files")]) == 0
+    assert _run([*common, "--generate", "--seed", "7", "--out", str(tmp_path / "memory")]) == 0
+    files = json.loads((tmp_path / "files" / "results.json").read_text())["suites"]["digits-c"]
+    memory = json.loads((tmp_path / "memory" / "results.json").read_text())["suites"]["digits-c"]
+    source = files["source"]
+    assert source["kind"] == "generated-files" and source["path"] == str(folder)
+    assert (source["seed"], source["preset"], source["severities"]) == (7, "cifar", [1, 3])
+    assert source["version"] == json.loads((folder / "manifest.json").read_text())["environment"]["augmix-robustness"]
+    assert "generated-files" in (tmp_path / "files" / "results.md").read_text()
+    strip = lambda cells: [{k: v for k, v in c.items() if k != "seconds"} for c in cells]  # noqa: E731
+    assert strip(files["cells"]) == strip(memory["cells"])  # the files are the in-memory set, by the seeding contract
+    saved = json.loads((tmp_path / "files" / "cells" / "digits-c" / "fog-1.json").read_text())["fingerprint"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert saved["data"]["images"]["manifest_sha256"] == manifest["files"]["fog.npy"]["sha256"]
+
+
+def test_default_output_folders_are_unique_per_checkpoint(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    runs = [write_tiny_checkpoint(tmp_path / name / "last.pt", seed=k) for k, name in enumerate(("run-a", "run-b"))]
+    best = write_tiny_checkpoint(tmp_path / "run-a" / "best.pt", seed=2)
+    other = write_tiny_checkpoint(tmp_path / "downloads" / "last.pt", seed=3)
+    other.rename(tmp_path / "downloads" / "model.pt")
+    for ckpt in (*runs, best, tmp_path / "downloads" / "model.pt"):
+        assert _run(["--ckpt", str(ckpt), "--limit", "100", "--no-plots"]) == 0
+    sha = sha256_file(tmp_path / "downloads" / "model.pt")
+    expected = [tmp_path / "run-a" / "eval", tmp_path / "run-b" / "eval", tmp_path / "run-a" / "eval-best",
+                tmp_path / "results" / f"model-{sha[:8]}"]
+    owners = [json.loads((folder / "results.json").read_text())["checkpoint"]["sha256"] for folder in expected]
+    assert owners == [sha256_file(p) for p in (*runs, best, tmp_path / "downloads" / "model.pt")]
+    assert json.loads((expected[0] / "evaluated-checkpoint.json").read_text())["sha256"] == owners[0]
+    assert not (tmp_path / "results" / "last").exists()
+
+
+def test_another_checkpoint_is_refused_in_an_output_folder_unless_overwrite(tmp_path, capsys):
+    a, b = write_tiny_checkpoint(tmp_path / "a.pt"), write_tiny_checkpoint(tmp_path / "b.pt", seed=1)
+    out = tmp_path / "out"
+    common = ["--limit", "100", "--no-plots", "--out", str(out)]
+    assert _run(["--ckpt", str(a), *common]) == 0
+    before = (out / "results.json").read_bytes()
+    capsys.readouterr()
+    assert _run(["--ckpt", str(b), *common]) == 2
+    err = capsys.readouterr().err
+    assert "holds the results of another checkpoint" in err and "--overwrite" in err and "new --out" in err
+    assert (out / "results.json").read_bytes() == before
+    assert _run(["--ckpt", str(b), *common, "--overwrite"]) == 0
+    assert json.loads((out / "results.json").read_text())["checkpoint"]["sha256"] == sha256_file(b)
+    assert not (out / ".augmix.lock").exists()  # the lock is released
+
+
+def test_precision_is_float32_by_default_and_recorded(tmp_path, capsys):
+    ckpt = write_tiny_checkpoint(tmp_path / "a.pt")
+    assert _run(["--ckpt", str(ckpt), "--limit", "100", "--no-plots", "--out", str(tmp_path / "o")]) == 0
+    config = json.loads((tmp_path / "o" / "results.json").read_text())["config"]
+    assert config["amp"] == "off" and config["precision"]["mode"] == "float32" and config["autocast_dtype"] is None
+    assert _run(["--ckpt", str(ckpt), "--limit", "100", "--no-plots", "--out", str(tmp_path / "b"), "--amp",
+                 "bf16"]) == 0
+    config = json.loads((tmp_path / "b" / "results.json").read_text())["config"]
+    assert config["precision"]["mode"] == "bf16-autocast" and config["autocast_dtype"] == "bfloat16"
+    assert "precision bf16 autocast" in capsys.readouterr().out
+    help_text = evaluate.get_args_parser().format_help()
+    assert "off (default): float32" in " ".join(help_text.split()) and "TF32" in help_text

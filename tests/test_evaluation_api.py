@@ -12,6 +12,7 @@ import evaluation
 from evaluation import evaluate
 from evaluation.api import state_dict_sha256
 from evaluation.inference import InferenceSettings
+from evaluation.store import OutputFolderError
 from evaluation.suites import EvalOptions, run_evaluation
 from runtime.devices import DeviceError
 from tests._evaluation_data import model_info, tiny_classifier
@@ -70,10 +71,14 @@ def test_cells_are_reused_for_the_same_weights_only(tmp_path):
           "plots": False}
     first = evaluate(tiny_classifier(seed=0), "clean", **kw)
     again = evaluate(tiny_classifier(seed=0), "clean", **kw)
-    other = evaluate(tiny_classifier(seed=1), "clean", **kw)
     assert first["suites"]["clean"]["timing"]["cells_computed"] == 1
     assert again["suites"]["clean"]["timing"]["cells_reused"] == 1
+    with pytest.raises(OutputFolderError, match="holds the results of another checkpoint"):  # other weights
+        evaluate(tiny_classifier(seed=1), "clean", **kw)
+    other = evaluate(tiny_classifier(seed=1), "clean", overwrite=True, **kw)
     assert other["suites"]["clean"]["timing"]["cells_computed"] == 1  # other weights, other fingerprint
+    owner = json.loads((tmp_path / "evaluated-checkpoint.json").read_text())
+    assert owner["sha256"] == other["checkpoint"]["sha256"] != first["checkpoint"]["sha256"]
 
 
 def test_evaluate_rejects_bad_arguments():
@@ -90,4 +95,8 @@ def test_evaluate_rejects_bad_arguments():
 
 
 def test_evaluate_is_the_package_export():
-    assert evaluation.evaluate is evaluate and evaluation.__all__ == ["evaluate"]
+    assert evaluation.evaluate is evaluate
+    assert evaluation.__all__ == ["evaluate", "plan_evaluation", "EvalOptions", "EvaluationPlan"]
+    from evaluation.suites import plan_evaluation
+
+    assert evaluation.plan_evaluation is plan_evaluation

@@ -108,3 +108,52 @@ def test_clean_sets(tmp_path):
     files = CleanSet(labels=np.zeros(1, np.int64), where="ImageNet", samples=[(tmp_path / "x.JPEG", 0)])
     with pytest.raises(ValueError, match="needs an in-memory clean test set"):
         files.on_device(torch.device("cpu"))
+
+
+def test_a_decode_worker_error_names_the_file_without_the_worker_traceback(tmp_path):
+    from torch.utils.data import DataLoader
+
+    from evaluation.sources import worker_errors
+    from loaders.released import ImageFiles
+
+    good, bad = tmp_path / "good.png", tmp_path / "bad.JPEG"
+    from PIL import Image
+
+    Image.fromarray(marked_images(1)[0]).save(good)
+    bad.write_bytes(b"\xff\xd8 not a jpeg")
+    loader = DataLoader(ImageFiles([(good, 0), (bad, 1)]), batch_size=1, num_workers=1)
+    with pytest.raises(ValueError) as caught:
+        list(worker_errors(loader))
+    message = str(caught.value)
+    assert f"{bad} is not a readable image" in message and "Traceback" not in message
+    with pytest.raises(KeyError, match="plain"):  # other errors pass through unchanged
+        list(worker_errors(iter_raising(KeyError("plain"))))
+
+
+def iter_raising(exc):
+    yield 1
+    raise exc
+
+
+def test_cell_fingerprints_follow_the_files_and_the_manifest(tmp_path):
+    import json
+
+    from evaluation.sources import file_fingerprint, files_source
+
+    folder = write_cifar_c(tmp_path / "C", marked_images(2), np.array([0, 1]), corruptions=("fog",))
+    fog = folder / "fog.npy"
+    before = file_fingerprint(fog)
+    assert before["bytes"] == fog.stat().st_size and len(before["sha256"]) == 64
+    np.save(fog, 255 - np.load(fog))
+    assert file_fingerprint(fog)["sha256"] != before["sha256"]
+    assert files_source(folder, "cifar-c-npy") == ({"kind": "released", "path": str(folder),
+                                                    "format": "cifar-c-npy"}, None)
+    manifest = {"generated": True, "settings": {"seed": 4, "preset": "cifar"}, "files": {"fog.npy": {"sha256": "ab"}},
+                "environment": {"augmix-robustness": "1.2.3"}, "layout": "cifar-c-npy"}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    source, loaded = files_source(folder, "cifar-c-npy")
+    assert source["kind"] == "generated-files" and (source["seed"], source["version"]) == (4, "1.2.3")
+    assert file_fingerprint(fog, loaded)["manifest_sha256"] == "ab"
+    (folder / "manifest.json").write_text("{broken")
+    with pytest.raises(ValueError, match="manifest.json is not a readable JSON manifest"):
+        files_source(folder, "cifar-c-npy")

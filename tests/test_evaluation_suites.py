@@ -254,14 +254,129 @@ def test_generated_digits_p_equals_the_suite_on_contract_files(tmp_path):
 
 
 @pytest.mark.gpu
-def test_cuda_bf16_channels_last_evaluation_matches_the_cpu(tmp_path):
+def test_cuda_evaluation_is_float32_by_default_and_bf16_on_request(tmp_path):
     _cifar_c_setup(tmp_path, n=64)
     info = model_info("cifar10", 10, MEAN, STD)
     kw = {"corruptions": ("fog",), "severities": (1, 5), "out_dir": None}
+    cuda = InferenceSettings(device="cuda", batch_size=16, chunk_images=40, workers=0)
     cpu = run_evaluation(tiny_classifier(), info, ["cifar10-c"], _options(tmp_path, **kw))
-    cuda = run_evaluation(tiny_classifier(), info, ["cifar10-c"], _options(
-        tmp_path, inference=InferenceSettings(device="cuda", batch_size=16, chunk_images=40, workers=0), **kw))
-    assert cuda["config"]["amp"] == "auto" and cuda["environment"]["gpu"]
-    for a, b in zip(cpu["suites"]["cifar10-c"]["cells"], cuda["suites"]["cifar10-c"]["cells"], strict=True):
-        assert abs(a["error"] - b["error"]) <= 3 / 64  # bf16 may flip a few near-tied predictions
-        assert a["nll"] == pytest.approx(b["nll"], rel=0.05)
+    fp32 = run_evaluation(tiny_classifier(), info, ["cifar10-c"], _options(tmp_path, inference=cuda, **kw))
+    bf16 = run_evaluation(tiny_classifier(), info, ["cifar10-c"], _options(
+        tmp_path, inference=dataclasses.replace(cuda, amp="bf16"), **kw))
+    assert fp32["config"]["precision"]["mode"] == "float32" and fp32["config"]["precision"]["tf32"]
+    assert fp32["config"]["autocast_dtype"] is None and fp32["environment"]["gpu"]
+    assert bf16["config"]["precision"]["mode"] == "bf16-autocast" and bf16["config"]["autocast_dtype"] == "bfloat16"
+    for a, b, c in zip(cpu["suites"]["cifar10-c"]["cells"], fp32["suites"]["cifar10-c"]["cells"],
+                       bf16["suites"]["cifar10-c"]["cells"], strict=True):
+        assert abs(a["error"] - b["error"]) <= 1 / 64 and a["nll"] == pytest.approx(b["nll"], rel=5e-3)  # TF32
+        assert abs(a["error"] - c["error"]) <= 3 / 64  # bf16 may flip a few near-tied predictions
+        assert a["nll"] == pytest.approx(c["nll"], rel=0.05)
+
+
+def test_a_cell_is_reused_only_for_the_same_precision(tmp_path):
+    _cifar_c_setup(tmp_path)
+    info = model_info("cifar10", 10, MEAN, STD)
+    options = _options(tmp_path, corruptions=("fog",), severities=(1,))
+    bf16 = run_evaluation(tiny_classifier(), info, ["cifar10-c"], _options(
+        tmp_path, corruptions=("fog",), severities=(1,), inference=dataclasses.replace(CPU, amp="bf16")))
+    assert bf16["config"]["precision"]["mode"] == "bf16-autocast"
+    fp32 = run_evaluation(tiny_classifier(), info, ["cifar10-c"], options)
+    assert fp32["suites"]["cifar10-c"]["timing"]["cells_computed"] == 1  # the bf16 cell is not reused
+    assert fp32["config"]["precision"] == {"mode": "float32", "autocast_dtype": None, "tf32": False,
+                                           "summary": "float32"}
+    again = run_evaluation(tiny_classifier(), info, ["cifar10-c"], options)
+    assert again["suites"]["cifar10-c"]["timing"]["cells_reused"] == 1
+    saved = json.loads((tmp_path / "out" / "cells" / "cifar10-c" / "fog-1.json").read_text())
+    assert saved["fingerprint"]["precision"] == "float32" and saved["fingerprint"]["tf32"] is False
+
+
+def test_a_file_replaced_at_the_same_path_is_recomputed(tmp_path):
+    images, labels = _cifar_c_setup(tmp_path)
+    info = model_info("cifar10", 10, MEAN, STD)
+    options = _options(tmp_path, corruptions=("fog", "snow"), severities=(1,))
+    first = run_evaluation(tiny_classifier(), info, ["cifar10-c"], options)
+    fog = tmp_path / "CIFAR-10-C" / "fog.npy"
+    np.save(fog, 255 - np.load(fog))
+    second = run_evaluation(tiny_classifier(), info, ["cifar10-c"], options)
+    timing = second["suites"]["cifar10-c"]["timing"]
+    assert (timing["cells_computed"], timing["cells_reused"]) == (1, 1)
+    fresh = run_evaluation(tiny_classifier(), info, ["cifar10-c"], dataclasses.replace(options, out_dir=None))
+    assert _strip(second["suites"]["cifar10-c"]["cells"]) == _strip(fresh["suites"]["cifar10-c"]["cells"])
+    assert _strip(first["suites"]["cifar10-c"]["cells"])[0] != _strip(second["suites"]["cifar10-c"]["cells"])[0]
+    saved = json.loads((tmp_path / "out" / "cells" / "cifar10-c" / "fog-1.json").read_text())["fingerprint"]
+    assert saved["data"]["images"]["bytes"] == fog.stat().st_size and len(saved["data"]["labels"]["sha256"]) == 64
+    np.save(tmp_path / "CIFAR-10-C" / "labels.npy", np.tile((labels + 1) % 10, 5).astype(np.uint8))
+    third = run_evaluation(tiny_classifier(), info, ["cifar10-c"], options)
+    assert third["suites"]["cifar10-c"]["timing"]["cells_computed"] == 2  # new labels: every cell
+
+
+def test_damaged_cells_are_recomputed_and_noted_in_the_results(tmp_path):
+    _cifar_c_setup(tmp_path)
+    info = model_info("cifar10", 10, MEAN, STD)
+    options = _options(tmp_path, corruptions=("fog",), severities=(1, 2))
+    run_evaluation(tiny_classifier(), info, ["cifar10-c"], options)
+    (tmp_path / "out" / "cells" / "cifar10-c" / "fog-2.npz").write_bytes(b"PK\x03\x04 cut")
+    results = run_evaluation(tiny_classifier(), info, ["cifar10-c"], options)
+    suite = results["suites"]["cifar10-c"]
+    assert (suite["timing"]["cells_computed"], suite["timing"]["cells_reused"]) == (1, 1)
+    assert any("fog-2.npz is damaged" in note for note in suite["notes"])
+
+
+def _plan(tmp_path, suites, dataset="cifar10", num_classes=10, **kw):
+    return S.plan_evaluation(suites, _options(tmp_path, **kw), dataset, num_classes, checkpoint_sha256="a" * 64)
+
+
+def test_plan_checks_everything_before_any_work(tmp_path):
+    _cifar_c_setup(tmp_path)
+    plan = _plan(tmp_path, ["cifar10-c"], corruptions=("fog",))
+    assert plan.suites == ("cifar10-c",) and not (tmp_path / "out").exists()  # nothing written by checking
+    bad = [
+        (["cifar10c"], {}, "unknown suite 'cifar10c' \\(did you mean 'cifar10-c'\\?\\)"),
+        (["cifar10-c"], {"corruptions": ("fogg",)}, "corruptions: unknown value 'fogg' \\(did you mean 'fog'\\?\\)"),
+        (["cifar10-c"], {"corruptions": ("../fog",)}, "corruptions: unknown value '../fog'"),
+        (["cifar10-c"], {"corruptions": "fog"}, "expected a non-empty list of names"),
+        (["cifar10-p"], {"perturbations": ("translat",)}, "did you mean 'translate'"),
+        (["cifar10-p"], {"perturbations": ("gaussian_noise_2",), "difficulty": 3}, "already names difficulty 2"),
+        (["cifar10-c"], {"severities": (0, 6)}, "severities=\\(0, 6\\): expected severities in 1..5"),
+        (["cifar10-c"], {"limit": 0}, "limit=0: expected an integer >= 1"),
+        (["cifar10-c"], {"seed": -1}, "seed=-1: expected an integer >= 0"),
+        (["cifar10-c"], {"difficulty": 4}, "difficulty=4: expected one of 1, 2, 3"),
+        (["cifar10-c"], {"inference": dataclasses.replace(CPU, batch_size=0)}, "batch_size=0: expected an integer"),
+        (["cifar10-c"], {"inference": dataclasses.replace(CPU, workers=-1)}, "workers=-1: expected an integer >= 0"),
+        (["cifar10-c"], {"alexnet_clean_error": 43.5}, "expected a fraction in \\(0, 1\\)"),
+        (["calibration"], {"limit": 50}, "calibration needs at least 100 test images"),
+        ([], {}, "no suite given"),
+    ]
+    for suites, kw, message in bad:
+        with pytest.raises(ValueError, match=message):
+            _plan(tmp_path, suites, **{"corruptions": ("fog",), **kw})
+    with pytest.raises(FileNotFoundError, match="cifar-10-batches-py/test_batch does not exist"):
+        _plan(tmp_path, ["clean"])
+    with pytest.raises(FileNotFoundError, match="CIFAR-10-P does not exist"):
+        _plan(tmp_path, ["cifar10-p"])
+    with pytest.raises(FileNotFoundError, match="CIFAR-C contrast file .*contrast.npy does not exist"):
+        _plan(tmp_path, ["cifar10-c"], corruptions=("contrast",))
+    (tmp_path / "CIFAR-10-C" / "snow.npy").write_bytes(b"\x93NUMPY cut")
+    with pytest.raises(ValueError, match="snow.npy is not a complete .npy file"):
+        _plan(tmp_path, ["cifar10-c"], corruptions=("fog", "snow"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_model_class_count_is_checked_for_every_suite(tmp_path):
+    _cifar_c_setup(tmp_path)
+    with pytest.raises(ValueError, match="the data has 10 classes, but the model has 4 outputs"):
+        _plan(tmp_path, ["cifar10-c"], num_classes=4, corruptions=("fog",))
+    with pytest.raises(ValueError, match="the data has 10 classes, but the model has 3 outputs"):
+        _plan(tmp_path, ["digits-c"], dataset="digits", num_classes=3, generate=True)
+    _imagenet_tree(tmp_path)  # 3 classes: val and ImageNet-C
+    for suite in (["clean"], ["calibration"]):
+        with pytest.raises(ValueError, match="val: the data has 3 class folders, but the model has 4 outputs"):
+            _plan(tmp_path, suite, dataset="imagenet", num_classes=4)
+    with pytest.raises(ValueError, match="fog/1: the data has 3 class folders, but the model has 5 outputs"):
+        _plan(tmp_path, ["imagenet-c"], dataset="imagenet", num_classes=5, corruptions=("fog",), severities=(1,))
+    assert _plan(tmp_path, ["clean", "imagenet-c"], dataset="imagenet", num_classes=3, corruptions=("fog",),
+                 severities=(1,)).suites == ("clean", "imagenet-c")
+    # the run checks it too (evaluate() and train.py's hook), before anything is written
+    with pytest.raises(ValueError, match="but the model has 4 outputs"):
+        run_evaluation(tiny_classifier(4), model_info("imagenet", 4, image_size=224), ["clean"], _options(tmp_path))
+    assert not (tmp_path / "out").exists()

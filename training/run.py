@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 import yaml
-
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
