@@ -32,7 +32,16 @@ from runtime.distributed import close_distributed, dist_env
 from runtime.locks import FolderLockedError
 from training.config import ConfigError, RunConfig, load_config, to_dict
 from training.loop import NonFiniteLossError
-from training.run import ENVIRONMENT_ERRNOS, CheckpointWriteError, fit, prepare_run, resume_command, select_device
+from evaluation import plan_evaluation
+from training.run import (
+    ENVIRONMENT_ERRNOS,
+    CheckpointWriteError,
+    fit,
+    prepare_run,
+    resume_command,
+    run_directory,
+    select_device,
+)
 
 EXIT_USAGE = 2        # the command, the config or the data: the user can fix it
 EXIT_ENVIRONMENT = 1  # the machine: no GPU, disk full, read-only folder, run folder in use
@@ -101,6 +110,8 @@ def main(args: argparse.Namespace) -> int:
     if args.print_config:
         return 0
     try:
+        if cfg.eval.suites:  # the whole end-of-training evaluation is checked before any training
+            plan_evaluation(list(cfg.eval.suites), eval_options(run_directory(cfg), cfg), cfg.data.dataset)
         run = prepare_run(cfg, resume=args.resume, overwrite=args.overwrite)
         summary = fit(run, stop_after_epochs=args.stop_after,
                       resume_command=resume_command(_command_line(args), distributed=env.enabled))
@@ -141,24 +152,30 @@ def main(args: argparse.Namespace) -> int:
 def evaluate_run(run_dir: Path, cfg: RunConfig) -> dict:
     """The end-of-training hook: evaluate ``<run>/last.pt`` (the final epoch, as the official CIFAR script does) on
     ``eval.suites`` into ``<run>/eval`` (the files evaluate.py writes) and log the headline numbers to ``<run>/tb``."""
-    from evaluation.inference import InferenceSettings
-    from evaluation.suites import EvalOptions, run_evaluation
+    from evaluation.suites import run_evaluation
     from models.weights import load_model
 
-    device = str(select_device(cfg.train.device))
-    model, info = load_model(run_dir / "last.pt", map_location=device)
+    model, info = load_model(run_dir / "last.pt", map_location=str(select_device(cfg.train.device)))
+    options = eval_options(run_dir, cfg, epoch=int(info.epoch or 0))
     e = cfg.eval
-    options = EvalOptions(data_root=e.data_root or cfg.data.root, out_dir=str(run_dir / "eval"),
-                          inference=InferenceSettings(device=device, batch_size=e.batch_size,
-                                                      workers=cfg.data.num_workers),
-                          generate=e.generate, seed=e.seed, limit=e.limit or None,
-                          corruptions=tuple(e.corruptions) if e.corruptions else None,
-                          severities=tuple(e.severities), tensorboard=str(run_dir / "tb"),
-                          tensorboard_step=int(info.epoch or 0))
     print(f"evaluating {run_dir / 'last.pt'} on {', '.join(e.suites)} -> {run_dir / 'eval'}", flush=True)
     results = run_evaluation(model, info, list(e.suites), options, checkpoint_path=run_dir / "last.pt")
     print((run_dir / "eval" / "results.md").read_text(), flush=True)
     return results
+
+
+def eval_options(run_dir: Path, cfg: RunConfig, epoch: int = 0):
+    """The evaluator's options for ``cfg.eval`` on the run in ``run_dir`` (results in ``<run>/eval``)."""
+    from evaluation.inference import InferenceSettings
+    from evaluation.suites import EvalOptions
+
+    e = cfg.eval
+    return EvalOptions(data_root=e.data_root or cfg.data.root, out_dir=str(run_dir / "eval"),
+                       inference=InferenceSettings(device=str(select_device(cfg.train.device)),
+                                                   batch_size=e.batch_size, workers=cfg.data.num_workers),
+                       generate=e.generate, seed=e.seed, limit=e.limit or None,
+                       corruptions=tuple(e.corruptions) if e.corruptions else None,
+                       severities=tuple(e.severities), tensorboard=str(run_dir / "tb"), tensorboard_step=epoch)
 
 
 if __name__ == "__main__":

@@ -227,6 +227,9 @@ ROWS = [
         cli="train", prepare=_killed_mid_epoch,
         argv=lambda ws: ["--config", "cifar10_wrn.yaml", *_tiny(ws, epochs=50), "--resume", "auto", "--stop-after", "1"],
         code=0, message="resuming at epoch 2 step 0", creates=RUN_OUTPUTS),
+    Row(id="train-eval-plan-unknown-suite", covers="eval.suites is checked before any training", cli="train",
+        argv=lambda ws: ["--config", "cifar10_wrn.yaml", *_tiny(ws), "eval.suites=[cifar10-x]"], code=EXIT_USAGE,
+        message="cifar10-x"),
     # Data.
     Row(id="train-tampered-cifar-pickle", covers="a CIFAR batch pickle cannot run code", cli="train",
         prepare=_tampered_cifar,
