@@ -258,7 +258,7 @@ def test_the_runner_hands_the_baseline_and_display_name_to_the_report(tmp_path, 
     capsys.readouterr()
     results = run_evaluation(tiny_classifier(), info, ["digits-c", "digits-p"], dataclasses.replace(
         options, out_dir=str(tmp_path / "out"), baseline=R.perturbation_baseline(other)))
-    lines = capsys.readouterr().out.splitlines()
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[") and line[1].isdigit()]
     assert lines[0].startswith("[1/4] digits-c gaussian_noise s1: error ") and lines[0].endswith(" s)")
     assert lines[3].startswith("[4/4] digits-c fog s2: error ")
     assert lines[4].startswith("[1/1] digits-p translate: FP ")
