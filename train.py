@@ -110,8 +110,8 @@ def main(args: argparse.Namespace) -> int:
     if args.print_config:
         return 0
     try:
-        if cfg.eval.suites:  # the whole end-of-training evaluation is checked before any training
-            plan_evaluation(list(cfg.eval.suites), eval_options(run_directory(cfg), cfg), cfg.data.dataset)
+        if cfg.eval.suites:
+            check_evaluation_plan(cfg)
         run = prepare_run(cfg, resume=args.resume, overwrite=args.overwrite)
         summary = fit(run, stop_after_epochs=args.stop_after,
                       resume_command=resume_command(_command_line(args), distributed=env.enabled))
@@ -162,6 +162,21 @@ def evaluate_run(run_dir: Path, cfg: RunConfig) -> dict:
     results = run_evaluation(model, info, list(e.suites), options, checkpoint_path=run_dir / "last.pt")
     print((run_dir / "eval" / "results.md").read_text(), flush=True)
     return results
+
+
+def check_evaluation_plan(cfg: RunConfig) -> None:
+    """The whole end-of-training evaluation (suites, their data, options) checked before any training.
+
+    Raises:
+        ConfigError: naming eval.suites, the evaluator's reason, and the train.py keys that fix it.
+    """
+    try:
+        plan_evaluation(list(cfg.eval.suites), eval_options(run_directory(cfg), cfg), cfg.data.dataset)
+    except (ValueError, FileNotFoundError) as exc:
+        if isinstance(exc, DeviceError):
+            raise
+        raise ConfigError(f"eval.suites={cfg.eval.suites}: {exc}. In a training config: eval.data_root=DIR, "
+                          f"eval.generate=true, or eval.suites=[] to skip the evaluation after training") from None
 
 
 def eval_options(run_dir: Path, cfg: RunConfig, epoch: int = 0):

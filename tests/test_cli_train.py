@@ -54,10 +54,15 @@ def test_config_errors_exit_2_with_the_key(tmp_path, capsys):
     assert "unknown key 'optim.lrr'" in capsys.readouterr().err
 
 
-def test_missing_dataset_names_where_to_put_it(tmp_path, capsys):
-    code = _run(["--config", "cifar10_wrn.yaml", f"data.root={tmp_path}", "train.epochs=1", "train.device=cpu"])
-    assert code == 2
+def test_missing_dataset_names_where_to_put_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default run folder runs/... is relative: a failed start must leave none
+    args = ["--config", "cifar10_wrn.yaml", f"data.root={tmp_path}", "train.epochs=1", "train.device=cpu"]
+    assert _run([*args, "eval.suites=[]"]) == 2
     assert "cifar-10-batches-py" in capsys.readouterr().err
+    assert _run(args) == 2  # the config's eval.suites [cifar10-c] is checked first, before any training
+    err = capsys.readouterr().err
+    assert "eval.suites=['cifar10-c']: suite cifar10-c:" in err and "eval.generate=true" in err, err
+    assert not list(tmp_path.iterdir())
 
 
 def test_print_config_shows_the_resolved_values(capsys):

@@ -153,11 +153,18 @@ def prepare_run(cfg: RunConfig, resume: str | None = None, overwrite: bool = Fal
     device = select_device(cfg.train.device, env)
     check_distributed(cfg, env, device)
     init_distributed(env, device, cfg.train.dist_timeout)
+    new_folders = [p for p in (run_dir, *run_dir.parents) if not p.exists()]  # deepest first
     lock = _claim_run_folder(run_dir, env, resume, overwrite)
     try:
         run = _build_run(cfg, run_dir, device, env, resume)
     except BaseException:
         lock.close()
+        if env.is_main:  # a run that never started leaves no empty folders behind
+            for folder in new_folders:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
         raise
     run.lock = lock
     return run
