@@ -27,12 +27,12 @@ from pathlib import Path
 
 import yaml
 
+from evaluation import plan_evaluation
 from runtime.devices import DeviceError
 from runtime.distributed import close_distributed, dist_env
 from runtime.locks import FolderLockedError
 from training.config import ConfigError, RunConfig, load_config, to_dict
 from training.loop import NonFiniteLossError
-from evaluation import plan_evaluation
 from training.run import (
     ENVIRONMENT_ERRNOS,
     CheckpointWriteError,

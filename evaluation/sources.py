@@ -96,7 +96,8 @@ def read_manifest(folder: Path) -> dict | None:
         manifest = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ValueError(f"{path} is not a readable JSON manifest ({exc}); a generated set's manifest.json is "
-                         f"damaged, regenerate the set or move the file away to read the folder as released data") from None
+                         "damaged, regenerate the set or move the file away to read the folder as released "
+                         "data") from None
     if not isinstance(manifest, dict):
         raise ValueError(f"{path}: expected a JSON object (a generated set's manifest), got {type(manifest).__name__}")
     return manifest

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import shutil
 import signal
 import socket
 import subprocess
@@ -146,7 +145,8 @@ ROWS = [
         message="mine.yaml:2: not valid YAML: could not determine a constructor"),
     Row(id="train-yaml-malformed", covers="malformed YAML names the file and the line", cli="train",
         prepare=_config("train:\n  epochs: [3\noptim:\n  lr: 0.1\n"),
-        argv=lambda ws: ["--config", str(ws.path("mine.yaml"))], code=EXIT_USAGE, message="mine.yaml:3: not valid YAML"),
+        argv=lambda ws: ["--config", str(ws.path("mine.yaml"))], code=EXIT_USAGE,
+        message="mine.yaml:3: not valid YAML"),
     Row(id="train-yaml-not-utf8", covers="a config that is not UTF-8 is named", cli="train",
         prepare=_config("name: caf\xe9\n".encode("latin-1")),
         argv=lambda ws: ["--config", str(ws.path("mine.yaml"))], code=EXIT_USAGE,
@@ -225,7 +225,8 @@ ROWS = [
         "continues from the last checkpoint (bit-identical weights: tests/test_training_run.py::"
         "test_kill_9_mid_epoch_resumes_bit_identically)",
         cli="train", prepare=_killed_mid_epoch,
-        argv=lambda ws: ["--config", "cifar10_wrn.yaml", *_tiny(ws, epochs=50), "--resume", "auto", "--stop-after", "1"],
+        argv=lambda ws: ["--config", "cifar10_wrn.yaml", *_tiny(ws, epochs=50), "--resume", "auto",
+                         "--stop-after", "1"],
         code=0, message="resuming at epoch 2 step 0", creates=RUN_OUTPUTS),
     Row(id="train-eval-plan-unknown-suite", covers="eval.suites is checked before any training", cli="train",
         argv=lambda ws: ["--config", "cifar10_wrn.yaml", *_tiny(ws), "eval.suites=[cifar10-x]"], code=EXIT_USAGE,

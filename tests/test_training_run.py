@@ -18,10 +18,10 @@ import torch.nn.functional as F
 
 import training.loop
 from runtime.files import sha256_file
+from runtime.locks import LOCK_NAME, FolderLockedError, _process_start
 from tests.tiny_training import tiny_overrides
 from training.checkpoint import load_checkpoint
 from training.config import ConfigError, load_config
-from runtime.locks import LOCK_NAME, FolderLockedError, _process_start
 from training.loop import NonFiniteLossError, train_step
 from training.precision import classifier_head
 from training.run import RunFolderError, fit, prepare_run
@@ -215,7 +215,7 @@ def test_every_model_ends_in_the_head_that_is_kept_in_float32():
         model = build_model(name, 7, **size[name]).eval()
         _, head = classifier_head(model)
         seen = {}
-        head.register_forward_hook(lambda module, args, out: seen.__setitem__("out", out))
+        head.register_forward_hook(lambda module, args, out, seen=seen: seen.__setitem__("out", out))
         with torch.no_grad():
             logits = model(torch.randn(1, 3, 64 if name == "alexnet" else 32, 64 if name == "alexnet" else 32))
         assert head.out_features == 7 and seen["out"] is logits, name  # the head's output is the model's

@@ -283,7 +283,8 @@ def load_config(name: str | Path | None = None, overrides: list[str] | tuple[str
 def run_name_suffix(before: dict[str, Any], after: dict[str, Any], keys: list[str]) -> str:
     """``-part-part`` for the overridden ``keys`` that change the recipe (runtime keys do not), in key order:
     ``-standard``, ``-nojsd``, ``-seed2``, ``-lr0.05``; a long or unprintable result becomes ``-<8-hex hash>``."""
-    changed = sorted({k for k in keys if not k.startswith(RUNTIME_KEYS) and _get_dict(before, k) != _get_dict(after, k)})
+    changed = sorted({k for k in keys
+                      if not k.startswith(RUNTIME_KEYS) and _get_dict(before, k) != _get_dict(after, k)})
     parts = [_name_part(k, _get_dict(after, k), _leaf_is_ambiguous(k)) for k in changed]
     suffix = "".join(f"-{p}" for p in parts)
     if len(suffix) > MAX_NAME_SUFFIX or not all(p and all(c.isalnum() or c in "._+" for c in p) for p in parts):

@@ -8,12 +8,12 @@ alone writes checkpoints, logs, TensorBoard and progress bars.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import shlex
 import shutil
 import signal
 import time
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,12 +106,13 @@ class Run:
         self.lock.close()
 
 
-def select_device(name: str, env: DistEnv = DistEnv()) -> torch.device:
+def select_device(name: str, env: DistEnv | None = None) -> torch.device:
     """The device of ``train.device``; under torchrun on CUDA, every rank's own ``cuda:LOCAL_RANK``.
 
     Raises:
         DeviceError: not a device name, or a device this machine lacks (the message names train.device).
     """
+    env = env or DistEnv()
     device = resolve_device(name, option="train.device")
     if env.enabled and device.type == "cuda":
         if name not in ("auto", "cuda"):
