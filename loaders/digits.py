@@ -35,6 +35,9 @@ def load_digits(train: bool) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         images (N, 32, 32, 3) uint8 (grey replicated to RGB), labels (N,) int64; N = 1,297 (train) or 500 (test).
     """
+    if not isinstance(train, (bool, np.bool_)):
+        raise ValueError(f"load_digits(train={train!r}): expected True (1,297-image training split) or False "
+                         f"(500-image test split)")
     images, labels = _digits_32()
     rng = np.random.default_rng(DIGITS_SPLIT_SEED)
     test_idx = []

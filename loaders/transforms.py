@@ -18,6 +18,8 @@ class FlipPadCrop:
     """Random horizontal flip (p = 0.5), then a random ``size`` crop of the image zero-padded by ``padding``."""
 
     def __init__(self, size: int = 32, padding: int = 4):
+        _check_int("crop size", size, 1)
+        _check_int("padding", padding, 0)
         self.size, self.padding = size, padding
 
     def __call__(self, img: Image.Image, rng: np.random.RandomState) -> Image.Image:
@@ -35,6 +37,11 @@ class RandomResizedCropFlip:
 
     def __init__(self, size: int = 224, scale: tuple[float, float] = (0.08, 1.0),
                  ratio: tuple[float, float] = (3 / 4, 4 / 3)):
+        _check_int("crop size", size, 1)
+        if not (len(scale) == 2 and 0 < scale[0] <= scale[1] <= 1):
+            raise ValueError(f"scale={tuple(scale)}: expected (min, max) with 0 < min <= max <= 1")
+        if not (len(ratio) == 2 and 0 < ratio[0] <= ratio[1]):
+            raise ValueError(f"ratio={tuple(ratio)}: expected (min, max) aspect ratios with 0 < min <= max")
         self.size, self.scale, self.ratio = size, scale, ratio
 
     def crop_box(self, width: int, height: int, rng: np.random.RandomState) -> tuple[int, int, int, int]:
@@ -59,16 +66,27 @@ class RandomResizedCropFlip:
 
     def __call__(self, img: Image.Image, rng: np.random.RandomState) -> Image.Image:
         top, left, h, w = self.crop_box(img.width, img.height, rng)
-        img = img.resize((self.size, self.size), Image.BILINEAR, box=(left, top, left + w, top + h))
+        img = resized_crop(img, top, left, h, w, self.size)
         if rng.uniform() < 0.5:
             img = ImageOps.mirror(img)
         return img
+
+
+def resized_crop(img: Image.Image, top: int, left: int, height: int, width: int, size: int) -> Image.Image:
+    """Crop, then bilinear-resize to ``size`` x ``size``: byte for byte what torchvision's ``resized_crop`` does
+    to a PIL image. (Resizing with ``box=`` instead would filter pixels outside the crop into its border.)"""
+    img = img.crop((left, top, left + width, top + height))
+    if img.size == (size, size):
+        return img
+    return img.resize((size, size), Image.BILINEAR)  # PIL's bilinear always antialiases when shrinking
 
 
 class ResizeCenterCrop:
     """Evaluation transform for ImageNet validation: Resize(shorter side 256, bilinear) + CenterCrop(224)."""
 
     def __init__(self, resize: int = 256, size: int = 224):
+        _check_int("crop size", size, 1)
+        _check_int("resize", resize, size)
         self.resize, self.size = resize, size
 
     def __call__(self, img: Image.Image, rng: np.random.RandomState | None = None) -> Image.Image:
@@ -81,6 +99,11 @@ class ResizeCenterCrop:
         left = int(round((new_w - self.size) / 2.0))
         top = int(round((new_h - self.size) / 2.0))
         return img.crop((left, top, left + self.size, top + self.size))
+
+
+def _check_int(what: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{what}={value!r}: expected an integer >= {minimum}")
 
 
 def to_uint8_chw(img: Image.Image) -> np.ndarray:

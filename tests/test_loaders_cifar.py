@@ -7,9 +7,9 @@ import pickle
 import numpy as np
 import pytest
 
-from loaders.cifar import load_cifar
+from loaders.cifar import ensure_cifar, load_cifar
 from loaders.digits import load_digits
-from loaders.synthetic import write_cifar_pickles
+from loaders.synthetic import write_cifar_pickles, write_image_folder
 
 
 @pytest.mark.parametrize("name,classes", [("cifar10", 10), ("cifar100", 100)])
@@ -30,8 +30,27 @@ def test_missing_cifar_names_the_folder_and_files(tmp_path):
     with pytest.raises(FileNotFoundError) as err:
         load_cifar(tmp_path, "cifar10", train=False)
     message = str(err.value)
-    assert "cifar-10-batches-py" in message and "data_batch_1" in message and "test_batch" in message
+    assert "cifar-10-batches-py" in message and "test_batch" in message and "(which does not exist)" in message
+    assert "data_batch_1" not in message  # only the requested split is required
     assert "cifar-10-python.tar.gz" in message
+    with pytest.raises(FileNotFoundError, match="expected data_batch_1, data_batch_2, data_batch_3, data_batch_4, "
+                                                "data_batch_5 in .*cifar-10-batches-py"):
+        ensure_cifar(tmp_path, "cifar10", splits=("train",))
+    with pytest.raises(ValueError, match="expected one or more of 'train', 'test'"):
+        ensure_cifar(tmp_path, "cifar10", splits=("val",))
+
+
+@pytest.mark.parametrize("name,keep", [("cifar10", ("test_batch",)), ("cifar100", ("test",))])
+def test_test_split_loads_without_the_training_files(tmp_path, name, keep):
+    folder = write_cifar_pickles(tmp_path, name, num_train=10, num_test=6)
+    for path in folder.iterdir():
+        if path.name not in keep:
+            path.unlink()
+    ensure_cifar(tmp_path, name, splits=("test",))
+    images, labels = load_cifar(tmp_path, name, train=False)
+    assert images.shape == (6, 32, 32, 3) and labels.shape == (6,)
+    with pytest.raises(FileNotFoundError, match="train"):
+        load_cifar(tmp_path, name, train=True)
 
 
 def test_download_failure_is_reported_with_the_expected_layout(tmp_path, monkeypatch):
@@ -64,6 +83,49 @@ def test_wrongly_shaped_batch_is_named(tmp_path):
         pickle.dump({"data": np.zeros((5, 100), np.uint8), "labels": [0] * 5}, f)
     with pytest.raises(ValueError, match="test_batch.*expected data \\(N, 3072\\)"):
         load_cifar(tmp_path, "cifar10", train=False)
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("cifar10", [1, 2, 3], "holds a list; expected a pickled dict with 'data' \\(N, 3072\\) uint8 and 'labels'"),
+    ("cifar10", {"images": np.zeros((2, 3072), np.uint8)}, "no 'data' or 'labels' key \\(keys found: 'images'\\)"),
+    ("cifar100", {b"data": np.zeros((2, 3072), np.uint8), b"coarse_labels": [0, 1]}, "no 'fine_labels' key"),
+    ("cifar10", {"data": np.zeros((2, 3072), np.uint8), "labels": ["a", "b"]}, "'labels' a list of integers"),
+])
+def test_non_batch_pickle_is_named_with_what_was_expected(tmp_path, name, content, message):
+    folder = write_cifar_pickles(tmp_path, name, num_train=10, num_test=5)
+    test_file = folder / ("test_batch" if name == "cifar10" else "test")
+    with open(test_file, "wb") as f:
+        pickle.dump(content, f, protocol=2)
+    with pytest.raises(ValueError, match=message) as err:
+        load_cifar(tmp_path, name, train=False)
+    assert str(test_file) in str(err.value)
+
+
+def test_truncated_or_empty_batch_is_named(tmp_path):
+    folder = write_cifar_pickles(tmp_path, "cifar10", num_train=10, num_test=5)
+    (folder / "test_batch").write_bytes((folder / "test_batch").read_bytes()[:100])
+    with pytest.raises(ValueError, match="test_batch is not a valid cifar10 batch"):
+        load_cifar(tmp_path, "cifar10", train=False)
+    (folder / "test_batch").write_bytes(b"")
+    with pytest.raises(ValueError, match="test_batch is not a valid cifar10 batch"):
+        load_cifar(tmp_path, "cifar10", train=False)
+
+
+def test_digits_rejects_a_non_boolean_split():
+    with pytest.raises(ValueError, match="load_digits\\(train='false'\\): expected True"):
+        load_digits(train="false")
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda root: write_cifar_pickles(root, "cifar10", num_train=0), "num_train=0: expected an integer >= 1"),
+    (lambda root: write_cifar_pickles(root, "cifar10", num_train=3), "at least one image per file"),
+    (lambda root: write_cifar_pickles(root, "svhn"), "unknown CIFAR dataset 'svhn'"),
+    (lambda root: write_image_folder(root, per_class=-1), "per_class=-1: expected an integer >= 1"),
+])
+def test_synthetic_writers_reject_bad_counts(tmp_path, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(tmp_path)
+    assert not any(tmp_path.iterdir())  # nothing written
 
 
 def test_digits_split_is_fixed_stratified_and_disjoint():
