@@ -3,6 +3,7 @@
     python evaluate.py --ckpt runs/quickstart/last.pt --suite all --generate
     python evaluate.py --ckpt augmix_wrn.pt --suite cifar10-c --data-root /data     # released CIFAR-10-C
     python evaluate.py --compare results/standard results/augmix                    # side by side
+    torchrun --standalone --nproc-per-node 8 evaluate.py --ckpt runs/r50/last.pt --suite imagenet-c   # 8 GPUs
 
 Writes results.json (versioned schema), results.md (the tables a paper prints) and PNG plots to --out; finished
 (suite, corruption, severity) cells are kept in --out/cells, so an interrupted run continues where it stopped.
@@ -12,6 +13,9 @@ there are refused (choose a new --out, or --overwrite). Reads our checkpoints, t
 releases and torchvision ResNet-50 state dicts (models/weights.py), always with torch.load(weights_only=True).
 Precision: float32 by default (as the reference evaluators; TF32 matmuls allowed on CUDA); --amp bf16 is a speed
 option, recorded in results.json (config.precision) and the report.
+Under torchrun every rank checks the whole command first, then the ranks split the unfinished cells (each on its
+cuda:LOCAL_RANK, or the CPU with gloo) and store them in --out/cells; rank 0 writes the report once all are in, with
+the numbers one process would give. A --baseline-ckpt evaluation is split the same way, before the main one.
 
 Exit codes: 0 done, 2 a usage or data mistake (the message names it), 1 the environment (no GPU, a folder in use by
 another process, a file that cannot be written).
@@ -299,7 +303,7 @@ def _on_all_ranks(env: DistEnv, step):
         for message in dict.fromkeys(message for _, message in failed.values()):
             ranks = [rank for rank, (_, m) in failed.items() if m == message]
             where = "" if len(ranks) == env.world_size else f" (rank {', '.join(map(str, ranks))})"
-            print(f"error{where}: {message}", file=sys.stderr)
+            sys.stderr.write(f"error{where}: {message}\n")
     raise _Reported(max(code for code, _ in failed.values()))
 
 
@@ -341,7 +345,7 @@ def main(args: argparse.Namespace) -> int:
         if code is None:
             raise
         if not isinstance(exc, _Reported):
-            print(f"{f'rank {env.rank}: ' if env.enabled else ''}error: {exc}", file=sys.stderr)
+            sys.stderr.write(f"{f'rank {env.rank}: ' if env.enabled else ''}error: {exc}\n")  # one write per line
         return code
     if results is None:  # another rank than 0: its cells are stored, rank 0 writes the report
         return 0

@@ -1,5 +1,5 @@
 """Splitting an evaluation's cells across torchrun ranks: which rank computes which cell, each rank's device, and the
-few agreements the ranks need (did every rank get past a step; which cells did the ranks compute).
+agreement the ranks need before any work (did every rank get past a step).
 
 The cells travel through the output folder's cell store (evaluation/store.py), never through the process group: a
 rank computes its cells and stores them, rank 0 then builds the report from the store. So an interrupted multi-rank
@@ -65,9 +65,10 @@ class RankFailed(RuntimeError):
     """Another rank failed a step all ranks take together; that rank reports its own error."""
 
     def __init__(self, step: str, failures: dict[int, str]):
-        self.failures = failures
+        self.failures = failures  # rank -> "ErrorType: message"
         ranks = ", ".join(map(str, sorted(failures)))
-        super().__init__(f"stopped: rank {ranks} failed {step} ({'; '.join(failures.values())})")
+        kinds = ", ".join(dict.fromkeys(message.split(":")[0] for message in failures.values()))
+        super().__init__(f"stopped: rank {ranks} failed {step} ({kinds}; that rank prints the message)")
 
 
 def agree(error: BaseException | None, step: str) -> None:
@@ -99,12 +100,6 @@ def deal(unfinished_by_rank: Sequence[Sequence[int]], share: CellShare) -> list[
     """This rank's indices when the pooled ``unfinished_by_rank`` indices are dealt round-robin in plan order."""
     pooled = sorted(i for part in unfinished_by_rank for i in part)
     return [index for turn, index in enumerate(pooled) if share.owns(turn)]
-
-
-def gather_cells(cells: Sequence[tuple[str, str]]) -> list[list[tuple[str, str]]]:
-    """Collective: every rank's list of (suite, cell) it computed, in rank order. It returns once every rank has
-    finished its share, so it is also the barrier between computing the cells and writing the report."""
-    return [[tuple(cell) for cell in ranks] for ranks in all_gather_values([list(c) for c in cells])]
 
 
 def rank_device(name: str | None, env: DistEnv, option: str = "--device") -> torch.device:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from evaluation import metrics as M
 from evaluation.inference import AMP_DTYPES, InferenceSettings, Predictor
 from evaluation.progress import EvalProgress, cell_summary
 from evaluation.report import new_results, write_report, write_tensorboard
+from evaluation.sharding import CellShare, agree, deal_unfinished
 from evaluation.sources import (
     DATASET_CLASSES,
     CleanSet,
@@ -43,10 +45,9 @@ from evaluation.sources import (
     load_clean_set,
     perturbation_data_file,
 )
-from evaluation.sharding import CellShare, agree, deal_unfinished, gather_cells
 from evaluation.store import CELLS_DIR, CellStore, claim_output_folder, record_owner
 from loaders.released import decoder_versions
-from runtime.distributed import print_main
+from runtime.distributed import all_gather_values, print_main
 from runtime.environment import environment_record
 from runtime.files import data_root
 from runtime.locks import folder_lock
@@ -321,12 +322,14 @@ def _run_shared(model: nn.Module, info: Any, names: list[str], options: EvalOpti
         agree(error, "to claim the output folder")
         store = CellStore(out_dir / CELLS_DIR, options.recompute)
         ctx = _Context(Predictor(model, info.mean, info.std, options.inference), info, options, store, share=share)
-        by_rank = gather_cells(_compute_share(ctx, plan_cells(ctx, plan), share))
+        computed = _compute_share(ctx, plan_cells(ctx, plan), share)
+        by_rank = all_gather_values((computed, store.notes))  # returns once every rank has stored its cells
         if share.rank != 0:
             return None
-        _check_shared_store(store, by_rank)
+        _check_shared_store(store, [cells for cells, _ in by_rank])
         store.recompute = False  # every cell is now finished: computed earlier, or by a rank just now
-        ctx.computed_now = {cell for cells in by_rank for cell in cells}
+        store.notes = [note for _, notes in by_rank for note in notes]  # damaged cells other ranks recomputed
+        ctx.computed_now = {tuple(cell) for cells, _ in by_rank for cell in cells}
         return _run_plan(model, info, plan, options, checkpoint_path, out_dir, ctx, start)
 
 
@@ -339,15 +342,18 @@ def _compute_share(ctx: _Context, cells: list[CellWork], share: CellShare) -> li
         work = cells[index]
         return ctx.store.load(work.suite, work.key, work.fingerprint()) is not None
 
+    def say(line: str) -> None:  # one write per line: the ranks share the terminal, and print's separate "\n" would
+        sys.stdout.write(line + "\n")  # let another rank's line in between
+        sys.stdout.flush()
+
     mine = deal_unfinished(share, len(cells), finished)
-    print(f"{who}: computes {len(mine)} of the plan's {len(cells)} cells", flush=True)
+    say(f"{who}: computes {len(mine)} of the plan's {len(cells)} cells")
     computed = []
-    for index in mine:
-        record, _, fresh = _cached_cell(ctx, cells[index])
+    for work in (cells[index] for index in mine):
+        record, _, fresh = _cached_cell(ctx, work)
         if fresh:
-            computed.append((cells[index].suite, cells[index].key))
-            print(f"{who}: [{cells[index].suite}] {cells[index].label}: {cell_summary(record)} "
-                  f"({record['seconds']:.1f} s)", flush=True)
+            computed.append((work.suite, work.key))
+            say(f"{who}: [{work.suite}] {work.label}: {cell_summary(record)} ({record['seconds']:.1f} s)")
     return computed
 
 
@@ -400,9 +406,9 @@ class _Context:
     """State shared by the suites of one run: the predictor, the cell store and the clean test set (loaded once)."""
 
     def __init__(self, predictor: Predictor | None, info: Any, options: EvalOptions, store: CellStore | None,
-                 dataset: str | None = None, num_classes: int | None = None, share: CellShare = CellShare()):
+                 dataset: str | None = None, num_classes: int | None = None, share: CellShare | None = None):
         self.predictor, self.info, self.options, self.store = predictor, info, options, store
-        self.share = share
+        self.share = share or CellShare()
         self.computed_now: set[tuple[str, str]] = set()  # stored cells the ranks of this run computed
         self.dataset = dataset if info is None else info.dataset
         self.num_classes = num_classes if info is None else info.num_classes
