@@ -3,6 +3,7 @@
     python evaluate.py --ckpt runs/quickstart/last.pt --suite all --generate
     python evaluate.py --ckpt augmix_wrn.pt --suite cifar10-c --data-root /data     # released CIFAR-10-C
     python evaluate.py --compare results/standard results/augmix                    # side by side
+    torchrun --standalone --nproc-per-node 8 evaluate.py --ckpt runs/r50/last.pt --suite imagenet-c   # 8 GPUs
 
 Writes results.json (versioned schema), results.md (the tables a paper prints) and PNG plots to --out; finished
 (suite, corruption, severity) cells are kept in --out/cells, so an interrupted run continues where it stopped.
@@ -12,6 +13,9 @@ there are refused (choose a new --out, or --overwrite). Reads our checkpoints, t
 releases and torchvision ResNet-50 state dicts (models/weights.py), always with torch.load(weights_only=True).
 Precision: float32 by default (as the reference evaluators; TF32 matmuls allowed on CUDA); --amp bf16 is a speed
 option, recorded in results.json (config.precision) and the report.
+Under torchrun every rank checks the whole command first, then the ranks split the unfinished cells (each on its
+cuda:LOCAL_RANK, or the CPU with gloo) and store them in --out/cells; rank 0 writes the report once all are in, with
+the numbers one process would give. A --baseline-ckpt evaluation is split the same way, before the main one.
 
 Exit codes: 0 done, 2 a usage or data mistake (the message names it), 1 the environment (no GPU, a folder in use by
 another process, a file that cannot be written).
@@ -23,6 +27,7 @@ import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 
@@ -31,9 +36,11 @@ from corruptions.sequences import ALL_PERTURBATION_NAMES
 from evaluation import evaluate, plan_evaluation
 from evaluation.inference import AMP_DTYPES, AMP_HELP, InferenceSettings
 from evaluation.report import compare_results, headline_metrics, load_results, perturbation_baseline
+from evaluation.sharding import DIST_TIMEOUT_S, CellShare, RankFailed, rank_device
 from evaluation.suites import SUITES, EvalOptions, did_you_mean, resolve_suites
 from models.weights import CheckpointError, load_model
 from runtime.devices import resolve_device
+from runtime.distributed import DistEnv, all_gather_values, close_distributed, dist_env, init_distributed
 from runtime.files import atomic_write_text
 from runtime.locks import FolderLockedError
 
@@ -83,6 +90,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto = cuda if available, "
                    "else cpu)")
     p.add_argument("--amp", default="off", choices=list(AMP_DTYPES), help=f"precision: {AMP_HELP}")
+    p.add_argument("--dist-timeout", type=_int_at_least(1, "seconds"), default=int(DIST_TIMEOUT_S),
+                   help="torchrun: seconds a rank waits for the others at a collective before giving up; the ranks "
+                        f"meet once all cells are stored, so keep it above the longest cell (default: "
+                        f"{int(DIST_TIMEOUT_S)})")
     p.add_argument("--workers", type=_int_at_least(0, "decode workers"), default=4,
                    help="decode workers for JPEG / MP4 sets, >= 0 (default: 4)")
     p.add_argument("--generate", action="store_true",
@@ -135,8 +146,9 @@ def _names(text: str | None, flag: str, valid: tuple) -> tuple | None:
     return names
 
 
-def options_from_args(args: argparse.Namespace, baseline: dict | None = None) -> EvalOptions:
-    """The EvalOptions a command line asks for."""
+def options_from_args(args: argparse.Namespace, baseline: dict | None = None,
+                      device: torch.device | None = None) -> EvalOptions:
+    """The EvalOptions a command line asks for; ``device`` (this rank's, under torchrun) replaces --device."""
     roots = {}
     for item in args.root:
         if "=" not in item:
@@ -144,7 +156,7 @@ def options_from_args(args: argparse.Namespace, baseline: dict | None = None) ->
         key, value = item.split("=", 1)
         roots[key.strip()] = value
     severities = _names(args.severities, "--severities", tuple(str(s) for s in SEVERITIES))
-    device = str(resolve_device(args.device, "--device"))
+    device = str(device or resolve_device(args.device, "--device"))
     inference = InferenceSettings(device=device, batch_size=args.batch_size, amp=args.amp, workers=args.workers,
                                   channels_last=None)
     extra = {} if args.alexnet_clean_error is None else {"alexnet_clean_error": args.alexnet_clean_error}
@@ -193,29 +205,106 @@ class EnvironmentProblem(RuntimeError):
     """The machine, not the command, is at fault (no GPU): exit 1."""
 
 
-def _baseline(args: argparse.Namespace, suites: list[str], options: EvalOptions) -> tuple[dict | None, float | None]:
-    """-P normalisers from --baseline-results, or from running --baseline-ckpt on the same -P data; and, when that
-    baseline is AlexNet and the clean suite is requested, its clean error for relative mCE (docs/metrics.md §3.3:
-    computed
-    with the same pipeline when the weights are available)."""
+class _Baseline(NamedTuple):
+    """The -P normalisers of --baseline-results, or a loaded --baseline-ckpt whose plan is checked but not run."""
+
+    normalisers: dict | None = None
+    model: Any = None
+    info: Any = None
+    suites: tuple[str, ...] = ()
+    options: EvalOptions | None = None
+
+
+def _plan_baseline(args: argparse.Namespace, suites: list[str], options: EvalOptions) -> _Baseline:
+    """Read --baseline-results, or load --baseline-ckpt and check its evaluation: the -P suites requested, and, when
+    that baseline is AlexNet and the clean suite is requested, the clean suite for its clean error (relative mCE,
+    docs/metrics.md §3.3: computed with the same pipeline when the weights are available)."""
     if args.baseline_results:
-        return perturbation_baseline(load_results(args.baseline_results)), None
+        return _Baseline(perturbation_baseline(load_results(args.baseline_results)))
     if not args.baseline_ckpt:
-        return None, None
+        return _Baseline()
     model, info = load_model(args.baseline_ckpt, map_location=options.inference.device, arch=args.baseline_arch)
     resolved = resolve_suites(suites, info.dataset)
     wanted = [s for s in resolved if SUITES[s].kind == "perturbation"]
     if info.name == "alexnet" and "clean" in resolved and args.alexnet_clean_error is None:
         wanted.append("clean")
     if not wanted:
-        return None, None
+        return _Baseline()
     out = None if options.out_dir is None else str(Path(options.out_dir) / "baseline")
     options = replace(options, out_dir=out, baseline=None, tensorboard=None)
     plan_evaluation(wanted, options, info.dataset, info.num_classes, checkpoint_sha256=info.sha256,
                     checkpoint_path=args.baseline_ckpt)
-    results = evaluate(model, wanted, model_info=info, checkpoint_path=args.baseline_ckpt, options=options)
-    clean = results["suites"].get("clean", {}).get("aggregates", {}).get("error")
-    return (perturbation_baseline(results) if len(wanted) > ("clean" in wanted) else None), clean
+    return _Baseline(None, model, info, tuple(wanted), options)
+
+
+def _run_baseline(baseline: _Baseline, args: argparse.Namespace, share: CellShare) -> tuple[dict | None, float | None]:
+    """The baseline's -P normalisers and AlexNet clean error. Under torchrun the baseline's cells are split across
+    the ranks like the main evaluation's (into <out>/baseline), and every rank gets rank 0's figures."""
+    if baseline.model is None:
+        return baseline.normalisers, None
+    results = evaluate(baseline.model, list(baseline.suites), model_info=baseline.info, options=baseline.options,
+                       checkpoint_path=args.baseline_ckpt, share=share)
+    figures = (None, None)
+    if results is not None:
+        clean = results["suites"].get("clean", {}).get("aggregates", {}).get("error")
+        perturbation = len(baseline.suites) > ("clean" in baseline.suites)
+        figures = (perturbation_baseline(results) if perturbation else None, clean)
+    return all_gather_values(figures)[0]
+
+
+def _prepare(args: argparse.Namespace, device: torch.device) -> tuple:
+    """Everything checked before any work, on every rank: options, checkpoint, output folder, the plan of the
+    evaluation and of its baseline."""
+    suites = args.suite or ["clean"]
+    options = options_from_args(args, device=device)
+    model, info = load_model(args.ckpt, map_location=options.inference.device, arch=args.arch,
+                             num_classes=args.num_classes, dataset=args.dataset)
+    args.out = str(args.out or default_out(args.ckpt, info))
+    options = replace(options, out_dir=args.out)
+    plan_evaluation(suites, options, info.dataset, info.num_classes, checkpoint_sha256=info.sha256,
+                    checkpoint_path=args.ckpt)
+    return suites, model, info, _plan_baseline(args, suites, options)
+
+
+def _exit_code(exc: BaseException) -> int | None:
+    """2 for a usage or data mistake, 1 for the environment, None for anything else (a bug: its traceback shows)."""
+    if isinstance(exc, _Reported):
+        return exc.code
+    if isinstance(exc, (EnvironmentProblem, FolderLockedError, RankFailed)):
+        return 1
+    if isinstance(exc, (FileNotFoundError, ValueError, CheckpointError)):  # DeviceError, OutputFolderError
+        return 2
+    return 1 if isinstance(exc, OSError) else None  # cannot write the output folder, disk full, ...
+
+
+class _Reported(Exception):
+    """An error already printed (once, by rank 0, for all ranks); exit with ``code``."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+def _on_all_ranks(env: DistEnv, step):
+    """``step()`` on every rank; when any rank fails, every rank stops with the highest exit code and rank 0 prints
+    each distinct message once (naming the ranks unless all of them failed alike), so a bad input under torchrun
+    reads as one message instead of N copies or a hang."""
+    try:
+        value, failure = step(), None
+    except Exception as exc:
+        if _exit_code(exc) is None:
+            raise
+        value, failure = None, (_exit_code(exc), str(exc))
+    failures = all_gather_values(failure)
+    failed = {rank: f for rank, f in enumerate(failures) if f is not None}
+    if not failed:
+        return value
+    if env.is_main:
+        for message in dict.fromkeys(message for _, message in failed.values()):
+            ranks = [rank for rank, (_, m) in failed.items() if m == message]
+            where = "" if len(ranks) == env.world_size else f" (rank {', '.join(map(str, ranks))})"
+            sys.stderr.write(f"error{where}: {message}\n")
+    raise _Reported(max(code for code, _ in failed.values()))
 
 
 def _print_headline(results: dict) -> None:
@@ -224,43 +313,45 @@ def _print_headline(results: dict) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    env = DistEnv()
     try:
+        env = dist_env()
         if args.compare:
             runs = [load_results(path) for path in args.compare]
             table = compare_results(runs, args.labels.split(",") if args.labels else None)
-            print(table, end="")
-            if args.out:
-                atomic_write_text(Path(args.out) / "compare.md", table)
+            if env.is_main:
+                print(table, end="")
+                if args.out:
+                    atomic_write_text(Path(args.out) / "compare.md", table)
             return 0
         if not args.ckpt:
             raise ValueError("--ckpt is required (or --compare RESULTS ...)")
         _check_device(args.device)
-        suites = args.suite or ["clean"]
-        options = options_from_args(args)
-        model, info = load_model(args.ckpt, map_location=options.inference.device, arch=args.arch,
-                                 num_classes=args.num_classes, dataset=args.dataset)
-        args.out = str(args.out or default_out(args.ckpt, info))
-        options = replace(options, out_dir=args.out)
-        # everything is checked before any work, the baseline's evaluation included
-        plan_evaluation(suites, options, info.dataset, info.num_classes, checkpoint_sha256=info.sha256,
-                        checkpoint_path=args.ckpt)
-        baseline, alexnet_clean = _baseline(args, suites, options)
-        if alexnet_clean is not None:
-            args.alexnet_clean_error = alexnet_clean  # measured on this data: used instead of the 0.43478 constant
-        if baseline is not None or alexnet_clean is not None:
-            options = replace(options_from_args(args, baseline), out_dir=args.out)
-        results = evaluate(model, suites, model_info=info, options=options, checkpoint_path=args.ckpt)
-    except (EnvironmentProblem, FolderLockedError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except (FileNotFoundError, ValueError, CheckpointError) as exc:  # DeviceError, OutputFolderError: ValueErrors
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # cannot write the output folder, disk full, ...
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        device = rank_device(args.device, env)  # under torchrun: cuda:LOCAL_RANK, or the CPU (gloo)
+        init_distributed(env, device, args.dist_timeout)
+        try:
+            suites, model, info, baseline = _on_all_ranks(env, lambda: _prepare(args, device))
+            share = CellShare.from_env(env)
+            normalisers, alexnet_clean = _run_baseline(baseline, args, share)
+            if alexnet_clean is not None:
+                args.alexnet_clean_error = alexnet_clean  # measured on this data: used instead of the 0.43478 constant
+            options = replace(options_from_args(args, normalisers, device), out_dir=args.out)
+            results = evaluate(model, suites, model_info=info, options=options, checkpoint_path=args.ckpt,
+                               share=share)
+        finally:
+            close_distributed()
+    except Exception as exc:
+        code = _exit_code(exc)
+        if code is None:
+            raise
+        if not isinstance(exc, _Reported):
+            sys.stderr.write(f"{f'rank {env.rank}: ' if env.enabled else ''}error: {exc}\n")  # one write per line
+        return code
+    if results is None:  # another rank than 0: its cells are stored, rank 0 writes the report
+        return 0
     _print_headline(results)
-    print(f"wrote {args.out}/results.json, results.md and plots ({results['timing']['seconds']:.1f} s); precision "
+    print(f"wrote {args.out}/results.json, results.md and plots ({results['timing']['seconds']:.1f} s"
+          f"{f' on {env.world_size} ranks' if env.enabled else ''}); precision "
           f"{results['config']['precision']['summary']}")
     return 0
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from evaluation.inference import InferenceSettings
+from evaluation.sharding import CellShare
 from evaluation.suites import EvalOptions, run_evaluation
 from runtime.devices import resolve_device
 
@@ -31,7 +32,8 @@ def evaluate(model: nn.Module, suites: str | Sequence[str] = ("clean",), *, data
              mean: Sequence[float] | None = None, std: Sequence[float] | None = None, num_classes: int | None = None,
              data_root: str | Path | None = None, out_dir: str | Path | None = None,
              device: str | torch.device | None = None, options: EvalOptions | None = None,
-             model_info: ModelInfo | None = None, checkpoint_path: str | Path | None = None, **settings: Any) -> dict:
+             model_info: ModelInfo | None = None, checkpoint_path: str | Path | None = None,
+             share: CellShare | None = None, **settings: Any) -> dict | None:
     """Evaluate ``model`` on robustness suites and return the results dict that results.json holds.
 
     Args:
@@ -50,6 +52,8 @@ def evaluate(model: nn.Module, suites: str | Sequence[str] = ("clean",), *, data
             ``std`` and ``num_classes`` default to its values. Without it, the model is identified by the SHA-256
             of its state dict, so the cell store never mixes results of different weights.
         checkpoint_path: recorded in the results.
+        share: under torchrun, this rank's part (``CellShare.from_env()``, after ``init_process_group``; every rank
+            calls evaluate()): the ranks split the cells through ``out_dir``'s cell store and rank 0 writes the report.
         **settings: any EvalOptions field (``generate``, ``seed``, ``limit``, ``corruptions``, ``severities``,
             ``perturbations``, ``difficulty``, ``roots``, ``baseline``, ``plots``, ``overwrite``, ...) or
             InferenceSettings field (``batch_size``, ``amp`` = off (float32, default) | bf16 | fp16,
@@ -58,7 +62,7 @@ def evaluate(model: nn.Module, suites: str | Sequence[str] = ("clean",), *, data
 
     Returns:
         The results dict (schema of evaluation/report.py): checkpoint identity, config, environment, and per suite
-        its cells and aggregates.
+        its cells and aggregates; None on ranks other than 0 of a ``share``.
 
     Raises:
         ValueError: an unknown setting, a missing dataset / mean / std, or a suite that does not fit the dataset.
@@ -67,7 +71,7 @@ def evaluate(model: nn.Module, suites: str | Sequence[str] = ("clean",), *, data
     options = _options(options, data_root, out_dir, device, settings)
     info = _model_info(model, model_info, dataset, mean, std, num_classes)
     names = [suites] if isinstance(suites, str) else list(suites)
-    return run_evaluation(model, info, names, options, checkpoint_path=checkpoint_path)
+    return run_evaluation(model, info, names, options, checkpoint_path=checkpoint_path, share=share)
 
 
 def _options(options: EvalOptions | None, data_root, out_dir, device, settings: dict[str, Any]) -> EvalOptions:

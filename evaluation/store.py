@@ -77,8 +77,9 @@ class CellStore:
         return None
 
     def save(self, suite: str, cell: str, fingerprint: Mapping, record: dict,
-             arrays: Mapping[str, np.ndarray] | None = None) -> None:
-        """Store one finished cell (atomically: arrays first, then the JSON that marks it complete)."""
+             arrays: Mapping[str, np.ndarray] | None = None, writer: Mapping | None = None) -> None:
+        """Store one finished cell (atomically: arrays first, then the JSON that marks it complete); ``writer`` (who
+        computed it: rank, world size, host) is kept beside the record."""
         arrays = dict(arrays or {})
         if self.folder is None:
             self._memory[(suite, cell)] = (record, arrays, dict(fingerprint))
@@ -87,7 +88,8 @@ class CellStore:
         if arrays:
             with atomic_write(path.with_suffix(".npz"), "wb") as f:
                 np.savez(f, **arrays)
-        atomic_write_json(path, {"fingerprint": dict(fingerprint), "record": record, "arrays": sorted(arrays)})
+        saved = {"fingerprint": dict(fingerprint), "record": record, "arrays": sorted(arrays)}
+        atomic_write_json(path, {**saved, "writer": dict(writer)} if writer else saved)
 
 
 class OutputFolderError(ValueError):

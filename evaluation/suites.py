@@ -5,14 +5,17 @@ runs the predictor cell by cell, keeps each (suite, corruption, severity) cell i
 (evaluation/store.py) and hands per-sample statistics to evaluation/metrics.py. It computes no metric itself.
 ``plan_evaluation`` checks a whole evaluation (options, suites, data, class counts, output folder) before any cell is
 computed; ``run_evaluation`` runs a list of suites for a model whose identity is known (evaluation/api.py builds it).
+Under torchrun the ranks split the plan's cells (evaluation/sharding.py) and rank 0 writes the report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -26,8 +29,9 @@ from corruptions import ALL_CORRUPTIONS, CORRUPTIONS, SEVERITIES
 from corruptions.sequences import ALL_PERTURBATION_NAMES, DIFFICULTIES, is_noise_perturbation
 from evaluation import metrics as M
 from evaluation.inference import AMP_DTYPES, InferenceSettings, Predictor
-from evaluation.progress import EvalProgress
+from evaluation.progress import EvalProgress, cell_summary
 from evaluation.report import new_results, write_report, write_tensorboard
+from evaluation.sharding import CellShare, agree, deal_unfinished
 from evaluation.sources import (
     DATASET_CLASSES,
     CleanSet,
@@ -43,7 +47,7 @@ from evaluation.sources import (
 )
 from evaluation.store import CELLS_DIR, CellStore, claim_output_folder, record_owner
 from loaders.released import decoder_versions
-from runtime.distributed import print_main
+from runtime.distributed import all_gather_values, print_main
 from runtime.environment import environment_record
 from runtime.files import data_root
 from runtime.locks import folder_lock
@@ -252,11 +256,16 @@ def plan_evaluation(suites: str | Sequence[str], options: EvalOptions, dataset: 
 
 
 def run_evaluation(model: nn.Module, info: Any, suites: Sequence[str], options: EvalOptions,
-                   checkpoint_path: str | Path | None = None) -> dict:
+                   checkpoint_path: str | Path | None = None, share: CellShare | None = None) -> dict | None:
     """Evaluate ``model`` on ``suites``: the runner behind evaluation.evaluate() (so evaluate.py) and train.py's hook.
 
     Everything is checked first (:func:`plan_evaluation`); then ``options.out_dir`` is claimed for this checkpoint
     (refused when it holds another's results, unless ``options.overwrite``) and locked for the run.
+
+    With a ``share`` of several ranks (torchrun; every rank calls this with its own share), the ranks split the plan's
+    cells through the cell store: each computes and stores its cells, then rank 0 writes the report from the store,
+    as a one-process run would (same cells, same numbers). Rank 0 alone holds the lock and writes the owner file,
+    report and TensorBoard scalars; it needs ``options.out_dir``.
 
     Args:
         model: maps normalised (B, 3, H, W) float images to (B, K) logits; moved to ``options.inference.device``.
@@ -265,13 +274,16 @@ def run_evaluation(model: nn.Module, info: Any, suites: Sequence[str], options: 
         suites: suite names or "all" (see SUITES / DATASET_SUITES).
         options: data, output, inference and subset settings.
         checkpoint_path: recorded in the results.
+        share: this process's rank and the world size (CellShare.from_env() under torchrun); None: one process.
 
     Returns:
         The results dict (schema of evaluation/report.py), also written to ``options.out_dir`` when set: after every
-        suite (results.json) and at the end (results.md and plots).
+        suite (results.json) and at the end (results.md and plots). None on ranks other than 0.
     """
     names = [suites] if isinstance(suites, str) else list(suites)
     path = None if checkpoint_path is None else str(checkpoint_path)
+    if share is not None and share.enabled:
+        return _run_shared(model, info, names, options, path, share)
     plan = plan_evaluation(names, options, info.dataset, info.num_classes, checkpoint_sha256=info.sha256,
                            checkpoint_path=path)
     if not options.out_dir:
@@ -282,10 +294,85 @@ def run_evaluation(model: nn.Module, info: Any, suites: Sequence[str], options: 
         return _run_plan(model, info, plan, options, path, out_dir)
 
 
+def _run_shared(model: nn.Module, info: Any, names: list[str], options: EvalOptions, checkpoint_path: str | None,
+                share: CellShare) -> dict | None:
+    """One rank of a split evaluation: every rank checks the plan; rank 0 locks and claims the output folder; each
+    rank computes its cells into the store; once all are stored, rank 0 runs the usual loop (every cell now reused)
+    and writes the report. Ranks other than 0 return None."""
+    start = time.perf_counter()
+    plan, error = None, None
+    try:
+        share.check_process_group()
+        if not options.out_dir:
+            raise ValueError("splitting an evaluation across ranks needs an output folder (out_dir / --out): the "
+                             "ranks hand their cells to rank 0 through <out>/cells")
+        plan = plan_evaluation(names, options, info.dataset, info.num_classes, checkpoint_sha256=info.sha256,
+                               checkpoint_path=checkpoint_path)
+    except Exception as exc:  # re-raised by agree() on this rank, after every rank has heard of it
+        error = exc
+    agree(error, "to check the evaluation plan")
+    out_dir = Path(options.out_dir)
+    with contextlib.ExitStack() as held:
+        if share.rank == 0:  # one writer; the lock keeps other evaluations out of the folder until the report is in
+            try:
+                held.enter_context(folder_lock(out_dir, "output folder"))
+                claim_output_folder(out_dir, info.sha256, checkpoint_path, options.overwrite)
+            except Exception as exc:  # re-raised by agree() on this rank
+                error = exc
+        agree(error, "to claim the output folder")
+        store = CellStore(out_dir / CELLS_DIR, options.recompute)
+        ctx = _Context(Predictor(model, info.mean, info.std, options.inference), info, options, store, share=share)
+        computed = _compute_share(ctx, plan_cells(ctx, plan), share)
+        by_rank = all_gather_values((computed, store.notes))  # returns once every rank has stored its cells
+        if share.rank != 0:
+            return None
+        _check_shared_store(store, [cells for cells, _ in by_rank])
+        store.recompute = False  # every cell is now finished: computed earlier, or by a rank just now
+        store.notes = [note for _, notes in by_rank for note in notes]  # damaged cells other ranks recomputed
+        ctx.computed_now = {tuple(cell) for cells, _ in by_rank for cell in cells}
+        return _run_plan(model, info, plan, options, checkpoint_path, out_dir, ctx, start)
+
+
+def _compute_share(ctx: _Context, cells: list[CellWork], share: CellShare) -> list[tuple[str, str]]:
+    """Compute and store this rank's part of the plan's unfinished cells (sharding.deal_unfinished); returns the
+    (suite, cell) keys computed. Every rank prints its own cell lines."""
+    who = f"rank {share.rank}/{share.world_size}"
+
+    def finished(index: int) -> bool:
+        work = cells[index]
+        return ctx.store.load(work.suite, work.key, work.fingerprint()) is not None
+
+    def say(line: str) -> None:  # one write per line: the ranks share the terminal, and print's separate "\n" would
+        sys.stdout.write(line + "\n")  # let another rank's line in between
+        sys.stdout.flush()
+
+    mine = deal_unfinished(share, len(cells), finished)
+    say(f"{who}: computes {len(mine)} of the plan's {len(cells)} cells")
+    computed = []
+    for work in (cells[index] for index in mine):
+        record, _, fresh = _cached_cell(ctx, work)
+        if fresh:
+            computed.append((work.suite, work.key))
+            say(f"{who}: [{work.suite}] {work.label}: {cell_summary(record)} ({record['seconds']:.1f} s)")
+    return computed
+
+
+def _check_shared_store(store: CellStore, by_rank: list[list[tuple[str, str]]]) -> None:
+    """Every cell another rank stored must be visible to rank 0 (a multi-node run needs a shared output folder)."""
+    for rank, cells in enumerate(by_rank):
+        for suite, cell in cells:
+            path = store.folder / suite / f"{cell}.json"
+            if not path.is_file():
+                raise OSError(f"rank {rank} stored cell {suite}/{cell}, but rank 0 does not find {path}: with several "
+                              "nodes the output folder (--out) must be on a file system all of them share")
+
+
 def _run_plan(model: nn.Module, info: Any, plan: EvaluationPlan, options: EvalOptions, checkpoint_path: str | None,
-              out_dir: Path | None) -> dict:
-    store = CellStore(out_dir / CELLS_DIR if out_dir else None, options.recompute)
-    ctx = _Context(Predictor(model, info.mean, info.std, options.inference), info, options, store)
+              out_dir: Path | None, ctx: _Context | None = None, start: float | None = None) -> dict:
+    if ctx is None:
+        store = CellStore(out_dir / CELLS_DIR if out_dir else None, options.recompute)
+        ctx = _Context(Predictor(model, info.mean, info.std, options.inference), info, options, store)
+    store = ctx.store
     results = new_results(_checkpoint_record(info, checkpoint_path), _config_record(options, list(plan.suites)),
                           environment_record(options.inference.device, decoders=decoder_versions()))
     for name, reason in plan.skipped.items():
@@ -297,7 +384,7 @@ def _run_plan(model: nn.Module, info: Any, plan: EvaluationPlan, options: EvalOp
             written = write_report(out_dir, results, options.baseline, plots=plots)
             record_owner(out_dir, info.sha256, checkpoint_path, [p for p in written if Path(p).parent == out_dir])
 
-    start = time.perf_counter()
+    start = time.perf_counter() if start is None else start
     for name in plan.suites:
         spec = SUITES[name]
         t0 = time.perf_counter()
@@ -308,6 +395,7 @@ def _run_plan(model: nn.Module, info: Any, plan: EvaluationPlan, options: EvalOp
             store.notes.clear()
         write(plots=False)
     results["timing"]["seconds"] = time.perf_counter() - start
+    results["timing"]["ranks"] = ctx.share.world_size
     write(plots=options.plots)
     if options.tensorboard:
         write_tensorboard(results, options.tensorboard, options.tensorboard_step)
@@ -318,8 +406,10 @@ class _Context:
     """State shared by the suites of one run: the predictor, the cell store and the clean test set (loaded once)."""
 
     def __init__(self, predictor: Predictor | None, info: Any, options: EvalOptions, store: CellStore | None,
-                 dataset: str | None = None, num_classes: int | None = None):
+                 dataset: str | None = None, num_classes: int | None = None, share: CellShare | None = None):
         self.predictor, self.info, self.options, self.store = predictor, info, options, store
+        self.share = share or CellShare()
+        self.computed_now: set[tuple[str, str]] = set()  # stored cells the ranks of this run computed
         self.dataset = dataset if info is None else info.dataset
         self.num_classes = num_classes if info is None else info.num_classes
         self.device = None if predictor is None else predictor.device
@@ -477,25 +567,88 @@ def _classify(pairs: Iterable[tuple[Tensor, Tensor]]) -> tuple[dict, dict[str, n
     return M.classification_summary(stats), arrays
 
 
-def _cached_cell(ctx: _Context, suite: str, cell: str, fingerprint: dict, compute) -> tuple[dict, dict, bool]:
-    """A finished cell from the store, or ``compute()`` timed and saved; the flag says whether it was computed."""
-    hit = ctx.store.load(suite, cell, fingerprint)
+@dataclass(frozen=True)
+class CellWork:
+    """One cell of a plan: where the store keeps it (``suite``/``key``), its name in progress lines, what its numbers
+    depend on (``fingerprint()``, built when needed: it may stat every file of the cell) and ``compute()``, which
+    returns its record and per-sample arrays."""
+
+    suite: str
+    key: str
+    label: str
+    fingerprint: Callable[[], dict]
+    compute: Callable[[], tuple[dict, dict]]
+
+
+def plan_cells(ctx: _Context, plan: EvaluationPlan) -> list[CellWork]:
+    """Every cell ``plan`` needs, once each, in the order the suites run them (the clean cell serves clean,
+    calibration and ImageNet-C's relative mCE)."""
+    opts, cells = ctx.options, {}
+    for name in plan.suites:
+        spec = SUITES[name]
+        if spec.kind in ("clean", "calibration"):
+            work = [_clean_work(ctx)]
+        elif spec.kind == "corruption":
+            source = ctx.corruptions(spec)
+            work = [_corruption_work(ctx, spec, source, c, s) for c in source.names(opts.corruptions)[0]
+                    for s in opts.severities]
+            if spec.benchmark == "imagenet":
+                with contextlib.suppress(FileNotFoundError):  # no clean set: the suite notes that relative mCE is
+                    work.append(_clean_work(ctx))              # not computed
+        else:
+            source = ctx.perturbations(spec)
+            work = [_perturbation_work(ctx, spec, source, p, opts.difficulty)
+                    for p in source.names(opts.perturbations, opts.difficulty)]
+        for cell in work:
+            cells.setdefault((cell.suite, cell.key), cell)
+    return list(cells.values())
+
+
+def _cached_cell(ctx: _Context, work: CellWork) -> tuple[dict, dict, bool]:
+    """A finished cell from the store, or ``work.compute()`` timed and saved; the flag says whether it was computed
+    in this run (here, or by another rank of a split run)."""
+    fingerprint = work.fingerprint()
+    hit = ctx.store.load(work.suite, work.key, fingerprint)
     if hit is not None:
-        return hit[0], hit[1], False
+        return hit[0], hit[1], (work.suite, work.key) in ctx.computed_now
     t0 = time.perf_counter()
-    record, arrays = compute()
+    record, arrays = work.compute()
     record["seconds"] = time.perf_counter() - t0
-    ctx.store.save(suite, cell, fingerprint, record, arrays)
+    ctx.store.save(work.suite, work.key, fingerprint, record, arrays, writer=ctx.share.writer())
     return record, arrays, True
 
 
-def _clean_cell(ctx: _Context) -> tuple[dict, dict, bool]:
+def _clean_work(ctx: _Context) -> CellWork:
     clean = ctx.clean()
     if len(clean.labels) and ctx.num_classes is not None and int(clean.labels.max()) >= ctx.num_classes:
         raise ValueError(f"{clean.where}: labels span 0..{int(clean.labels.max())}, but the model has "
                          f"{ctx.num_classes} outputs")
-    fingerprint = {**ctx.fingerprint, "data": clean.where, "files": clean.fingerprint}
-    return _cached_cell(ctx, "clean", "clean", fingerprint, lambda: _classify(clean_pairs(clean, ctx.predictor)))
+    return CellWork("clean", "clean", "clean", lambda: {**ctx.fingerprint, "data": clean.where,
+                                                        "files": clean.fingerprint},
+                    lambda: _classify(clean_pairs(clean, ctx.predictor)))
+
+
+def _clean_cell(ctx: _Context) -> tuple[dict, dict, bool]:
+    return _cached_cell(ctx, _clean_work(ctx))
+
+
+def _corruption_work(ctx: _Context, spec: SuiteSpec, source: ReleasedCorruptions | GeneratedCorruptions, name: str,
+                     severity: int) -> CellWork:
+    label = f"{name} s{severity}"
+    return CellWork(spec.name, f"{name}-{severity}", label,
+                    lambda: {**ctx.fingerprint, "source": source.source, "data": source.fingerprint(name, severity),
+                             "corruption": name, "severity": severity, "resize": ctx.options.imagenet_c_resize},
+                    lambda: _classify(ctx.progress.batches(source.pairs(ctx.predictor, name, severity), label)))
+
+
+def _perturbation_work(ctx: _Context, spec: SuiteSpec, source: ReleasedPerturbations | GeneratedPerturbations,
+                       name: str, difficulty: int) -> CellWork:
+    return CellWork(spec.name, f"{name}-d{difficulty}", name,
+                    lambda: {**ctx.fingerprint, "source": source.source, "data": source.fingerprint(name, difficulty),
+                             "perturbation": name, "difficulty": difficulty},
+                    lambda: _perturbation_record(name, difficulty,
+                                                 ctx.progress.batches(source.logits(ctx.predictor, name, difficulty),
+                                                                      name)))
 
 
 def _suite_result(kind: str, spec: SuiteSpec | None, ctx: _Context, source: dict, cells: list, aggregates: dict,
@@ -548,11 +701,7 @@ def run_corruption(ctx: _Context, spec: SuiteSpec) -> dict:
     ctx.progress.start_suite(spec.name, len(names) * len(opts.severities))
     for name in names:
         for severity in opts.severities:
-            fingerprint = {**ctx.fingerprint, "source": source.source, "data": source.fingerprint(name, severity),
-                           "corruption": name, "severity": severity, "resize": opts.imagenet_c_resize}
-            compute = lambda n=name, s=severity: _classify(  # noqa: E731
-                ctx.progress.batches(source.pairs(ctx.predictor, n, s), f"{n} s{s}"))
-            record, cell_arrays, computed = _cached_cell(ctx, spec.name, f"{name}-{severity}", fingerprint, compute)
+            record, cell_arrays, computed = _cached_cell(ctx, _corruption_work(ctx, spec, source, name, severity))
             ctx.progress.cell_done(spec.name, f"{name} s{severity}", record, computed)
             counts["computed" if computed else "reused"] += 1
             cells.append({"corruption": name, "severity": severity, **record})
@@ -607,11 +756,7 @@ def run_perturbation(ctx: _Context, spec: SuiteSpec) -> dict:
     names = source.names(ctx.options.perturbations, d)
     ctx.progress.start_suite(spec.name, len(names))
     for name in names:
-        fingerprint = {**ctx.fingerprint, "source": source.source, "data": source.fingerprint(name, d),
-                       "perturbation": name, "difficulty": d}
-        compute = lambda n=name: _perturbation_record(  # noqa: E731
-            n, d, ctx.progress.batches(source.logits(ctx.predictor, n, d), n))
-        record, _, computed = _cached_cell(ctx, spec.name, f"{name}-d{d}", fingerprint, compute)
+        record, _, computed = _cached_cell(ctx, _perturbation_work(ctx, spec, source, name, d))
         record["file"] = perturbation_data_file(name, d)
         ctx.progress.cell_done(spec.name, name, record, computed)
         counts["computed" if computed else "reused"] += 1
