@@ -55,8 +55,8 @@ def _agreement(ours: np.ndarray, theirs: np.ndarray) -> str:
 @pytest.mark.parametrize("name", ALL_OPS)
 def test_op_matches_pil_bit_for_bit_with_per_sample_parameters(name, size):
     # Every (image, parameter) pair of the sweep is one sample of ONE batched call, so each sample has its own
-    # parameter. Pillow is the ground truth; we hold ourselves to exact equality (the brief's floor is 99 % of
-    # values within one grey level), and the failure message reports the agreement.
+    # parameter. Pillow is the ground truth; we hold ourselves to exact equality (stricter than 99 % of values
+    # within one grey level), and the failure message reports the agreement.
     images = real_images(size) + random_images(2, size, seed=size)
     sweep = OP_PARAMETERS[name] + EXTRA_PARAMETERS.get(name, ())
     if size == 224:

@@ -101,7 +101,7 @@ def test_channels_last_gives_the_same_logits(name):
                                    rtol=1e-4, atol=1e-4)
 
 
-# docs/augmix.md §8 (and the brief for the ResNets). A K-class linear on F features has F*K + K parameters, so each
+# docs/augmix.md §8 (the ResNets: torchvision's models). A K-class linear on F features has F*K + K parameters, so each
 # 100-class count exceeds the 10-class one by 90*(F+1): WRN F=128 -> 11,610; DenseNet F=456 -> 41,130;
 # ResNeXt F=1024 -> 92,250; AllConv F=192 -> 17,370; ResNet-18 F=512 -> 46,170 (11,173,962 + 46,170 = 11,220,132).
 # ResNet-50 at 10 classes: 25,557,032 - 990*2049 = 23,528,522.
