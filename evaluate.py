@@ -3,6 +3,7 @@
     python evaluate.py --ckpt runs/quickstart/last.pt --suite all --generate
     python evaluate.py --ckpt augmix_wrn.pt --suite cifar10-c --data-root /data     # released CIFAR-10-C
     python evaluate.py --compare results/standard results/augmix                    # side by side
+    python evaluate.py --group standard='runs/standard_s*/eval' --group augmix='runs/augmix_s*/eval'  # mean +- std
 
 Writes results.json (versioned schema), results.md (the tables a paper prints) and PNG plots to --out; finished
 (suite, corruption, severity) cells are kept in --out/cells, so an interrupted run continues where it stopped.
@@ -20,12 +21,12 @@ from pathlib import Path
 from corruptions import ALL_CORRUPTIONS, SEVERITIES, SUBSETS
 from corruptions.sequences import ALL_PERTURBATION_NAMES
 from evaluation import evaluate
+from evaluation.compare import collect_runs, parse_group, render_compare, summarise, write_compare
 from evaluation.inference import AMP_DTYPES, InferenceSettings
-from evaluation.report import compare_results, headline_metrics, load_results, perturbation_baseline
+from evaluation.report import headline_metrics, load_results, perturbation_baseline
 from evaluation.suites import SUITES, EvalOptions, resolve_suites
 from models.weights import CheckpointError, load_model
 from runtime.devices import resolve_device
-from runtime.files import atomic_write_text
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -72,8 +73,17 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--tensorboard", default=None, help="also write the headline numbers to this TensorBoard dir")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--compare", nargs="+", default=None, metavar="RESULTS",
-                   help="print two or more results.json (or their folders) side by side and exit")
-    p.add_argument("--labels", default=None, help="comma list of column names for --compare")
+                   help="compare results.json files (or their folders): print them side by side, or as mean +- "
+                        "sample std per label when --labels repeat; with --out also write compare.md, compare.json "
+                        "and a PNG per corruption suite; then exit")
+    p.add_argument("--labels", default=None,
+                   help="comma list, one label per --compare run; runs sharing a label form a group, e.g. seeds "
+                        "(default: model names)")
+    p.add_argument("--group", action="append", default=[], metavar="NAME=GLOB",
+                   help="compare every results folder/file matching GLOB as group NAME, repeatable, e.g. "
+                        "--group standard='runs/standard_s*/eval' (quoted: expanded here, sorted)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --compare/--group and --out: replace existing compare files (default: refuse)")
     return p
 
 
@@ -150,15 +160,22 @@ def _print_headline(results: dict) -> None:
         print(f"{key.split('/')[0]:>14}  {label}: {value:.3f}")
 
 
+def compare_runs(args: argparse.Namespace) -> int:
+    """--compare / --group: print the comparison; with --out also write compare.md, compare.json and the charts."""
+    runs = collect_runs(args.compare or [], args.labels.split(",") if args.labels else None,
+                        [parse_group(text) for text in args.group])
+    summary = summarise(runs)
+    print(render_compare(summary), end="")
+    if args.out:
+        written = write_compare(args.out, summary, overwrite=args.overwrite)
+        print(f"wrote {', '.join(map(str, written))}", file=sys.stderr)
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     try:
-        if args.compare:
-            runs = [load_results(path) for path in args.compare]
-            table = compare_results(runs, args.labels.split(",") if args.labels else None)
-            print(table, end="")
-            if args.out:
-                atomic_write_text(Path(args.out) / "compare.md", table)
-            return 0
+        if args.compare or args.group:
+            return compare_runs(args)
         if not args.ckpt:
             raise ValueError("--ckpt is required (or --compare RESULTS ...)")
         args.out = args.out or str(Path("results") / Path(args.ckpt).stem)
@@ -170,7 +187,7 @@ def main(args: argparse.Namespace) -> int:
         if baseline is not None or alexnet_clean is not None:
             options = options_from_args(args, baseline)
         results = evaluate_checkpoint(args.ckpt, suites, options, args.arch, args.num_classes, args.dataset)
-    except (FileNotFoundError, ValueError, CheckpointError) as exc:  # DeviceError is a ValueError
+    except (FileNotFoundError, FileExistsError, ValueError, CheckpointError) as exc:  # DeviceError: a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
     _print_headline(results)
