@@ -359,7 +359,7 @@ def plot_compare(summary: Mapping, suite: str):
     rows += summary["per_corruption"][suite]
     names = [{"clean/error": "clean", f"{suite}/corruption_error": "mean (15)"}.get(r["key"], r["key"]) for r in rows]
     groups = [g["label"] for g in summary["groups"]]
-    fig = Figure(figsize=(max(8.0, 0.45 * len(rows) * max(1, len(groups)) / 2 + 3), 4.8), layout="constrained")
+    fig = Figure(figsize=(min(16.0, max(8.0, 0.25 * len(rows) * len(groups) + 3)), 4.8), layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(rows))
     width = 0.8 / len(groups)
