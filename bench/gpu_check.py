@@ -4,7 +4,8 @@ lines into one summary table.
     bash scripts/gpu_check.sh                # a CUDA machine: under 8 minutes
     bash scripts/gpu_check.sh --cpu-smoke    # the same pipeline reduced (--quick, --device cpu, tiny sizes), ~2 min
 
-Steps, each a subprocess with its own time limit and its full output in --log-dir/<step>.log:
+Steps, each a subprocess with its own time limit (all together within --budget seconds, 450 on a GPU) and its full
+output in --log-dir/<step>.log:
 ``pytest -m gpu``; bench/augmix_throughput.py (views/s at 32 and 224 px: ours, the PIL backend, torchvision);
 bench/train_step_overhead.py (AugMix + JSD step over the step on pre-made views, WRN-40-2, batch 128);
 bench/train_epoch_throughput.py (train.py images/s on a synthetic CIFAR-10, projected 100-epoch recipe);
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -38,6 +40,8 @@ from runtime.files import atomic_write_text  # noqa: E402
 AUGMIX_32_TARGET = 100_000   # views/s of ours at 32 px on one GPU
 STEP_RATIO_TARGET = 1.15     # AugMix + JSD step / step on pre-made views
 EVAL_RATIO_TARGET = 0.9      # evaluation / bare inference
+GPU_BUDGET_S = 450           # all steps on a GPU: the whole check stays under 8 minutes with start-up
+SMOKE_BUDGET_S = 240
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ class Step:
 
 STEPS = (
     Step("gpu_tests", "pytest", ("-m", "gpu", "-q", "-p", "no:cacheprovider", "tests"),
-         ("-m", "gpu", "-q", "-p", "no:cacheprovider", "tests"), 120, 120),
+         ("-m", "gpu", "-q", "-p", "no:cacheprovider", "tests"), 180, 120),
     Step("augmix_throughput", "bench/augmix_throughput.py", ("--device", "cuda", "--sizes", "32", "224"),
          ("--quick", "--device", "cpu", "--sizes", "32", "224"), 60, 90),
     Step("train_step_overhead", "bench/train_step_overhead.py",
@@ -76,30 +80,40 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         help="run the same pipeline reduced on the CPU (each bench's --quick, tiny sizes; default off)")
     parser.add_argument("--log-dir", default=None,
                         help="folder for each step's output and summary.md (default: runs/gpu_check/<time>)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds for all steps together: each step's limit is cut to what is left "
+                             f"(default {GPU_BUDGET_S} on a GPU, {SMOKE_BUDGET_S} for --cpu-smoke)")
     parser.add_argument("--only", default=None,
                         help=f"comma list of steps to run (default all: {', '.join(s.name for s in STEPS)})")
     return parser
 
 
-def run_step(step: Step, smoke: bool, log_dir: Path) -> dict:
-    """Run one step; returns {"status": ok | failed | timeout, "rc", "seconds", "bench": its BENCH json or None,
-    "tail": the last output lines when it did not succeed}."""
+def run_step(step: Step, smoke: bool, log_dir: Path, left_s: float) -> dict:
+    """Run one step within its own limit and the ``left_s`` seconds left of the budget; returns {"status": ok |
+    failed | timeout | skipped, "rc", "seconds", "bench": its BENCH json or None, "tail": the last output lines when
+    it did not succeed}."""
     args = step.smoke_args if smoke else step.gpu_args
     if step.script == "pytest":
         argv = [sys.executable, "-m", "pytest", *args]
     else:
         argv = [sys.executable, str(ROOT / step.script), *args]
-    timeout = step.smoke_timeout_s if smoke else step.gpu_timeout_s
+    timeout = min(step.smoke_timeout_s if smoke else step.gpu_timeout_s, int(left_s))
+    if timeout < 5:
+        print(f"[{step.name}] skipped: the time budget is spent (--budget)", flush=True)
+        return {"status": "skipped", "rc": None, "seconds": 0.0, "bench": None, "tail": []}
     print(f"[{step.name}] {' '.join(argv[1:])} (limit {timeout} s)", flush=True)
     start = time.perf_counter()
+    # its own process group, so that a timeout also ends what it started (train.py under the epoch bench)
+    proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        proc = subprocess.run(argv, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
-                              text=True, timeout=timeout)
-        output, rc = proc.stdout + proc.stderr, proc.returncode
-        status = "ok" if rc == 0 else "failed"
-    except subprocess.TimeoutExpired as exc:
-        output = _text(exc.stdout) + _text(exc.stderr)
+        stdout, stderr = proc.communicate(timeout=timeout)
+        rc, status = proc.returncode, "ok" if proc.returncode == 0 else "failed"
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
         rc, status = None, "timeout"
+    output = stdout + stderr
     seconds = time.perf_counter() - start
     atomic_write_text(log_dir / f"{step.name}.log", f"$ {' '.join(argv)}\n{output}")
     bench = None
@@ -117,10 +131,6 @@ def run_step(step: Step, smoke: bool, log_dir: Path) -> dict:
         result["tail"] = output.strip().splitlines()[-15:]
     print(f"[{step.name}] {result['status']} in {seconds:.0f} s", flush=True)
     return result
-
-
-def _text(data: str | bytes | None) -> str:
-    return data.decode(errors="replace") if isinstance(data, bytes) else (data or "")
 
 
 def _pytest_counts(output: str) -> dict[str, int]:
@@ -149,7 +159,8 @@ def summary_rows(results: dict[str, dict], smoke: bool) -> list[dict]:
     for name, result in results.items():
         bench = result.get("bench") or {}
         if result["status"] != "ok":
-            why = f"{result['status'].upper()} (exit {result['rc']}); see {name}.log"
+            why = (f"{result['status'].upper()} (exit {result['rc']}); see {name}.log" if result["status"] != "skipped"
+                   else "SKIPPED: the time budget was spent")
             rows.append({"check": name, "result": why, "target": "runs", "met": "NO", "value": None})
             continue
         rows += _ROWS[name](result, bench, smoke)
@@ -247,8 +258,11 @@ def main(args: argparse.Namespace) -> int:
     log_dir = Path(args.log_dir or ROOT / "runs" / "gpu_check" / time.strftime("%Y%m%d-%H%M%S"))
     log_dir.mkdir(parents=True, exist_ok=True)
     env = environment_record("cpu" if args.cpu_smoke else "cuda")
+    budget = args.budget or (SMOKE_BUDGET_S if args.cpu_smoke else GPU_BUDGET_S)
     start = time.perf_counter()
-    results = {step.name: run_step(step, args.cpu_smoke, log_dir) for step in steps}
+    results = {}
+    for step in steps:
+        results[step.name] = run_step(step, args.cpu_smoke, log_dir, budget - (time.perf_counter() - start))
     seconds = time.perf_counter() - start
     rows = summary_rows(results, args.cpu_smoke)
     where = env.get("gpu") or f"{env.get('cpu')}, {env.get('cores')} cores"
