@@ -96,9 +96,7 @@ def collect_runs(paths: Sequence[str] = (), labels: Sequence[str] | None = None,
         raise ValueError(f"--labels gives {len(labels)} label(s) for {len(paths)} run(s) of --compare; give one "
                          "label per run (runs with the same label form a group, e.g. standard,standard,augmix)")
     loaded = [load_results(p) for p in paths]
-    if labels is None:
-        names = [str(r["checkpoint"].get("name") or "run") for r in loaded]
-        labels = [n if names.count(n) == 1 else f"{n}#{i + 1}" for i, n in enumerate(names)]
+    labels = _default_labels(loaded) if labels is None else labels
     runs = [Run(label.strip(), str(p), r) for label, p, r in zip(labels, paths, loaded)]
     if any(not run.label for run in runs):
         raise ValueError(f"--labels {','.join(labels)!r}: a label is empty")
@@ -110,6 +108,12 @@ def collect_runs(paths: Sequence[str] = (), labels: Sequence[str] | None = None,
     if not runs:
         raise ValueError("nothing to compare: give --compare RESULTS ... and/or --group NAME=GLOB")
     return runs
+
+
+def _default_labels(runs: Sequence[Mapping]) -> list[str]:
+    """The models' registry names, with ``#i`` (the run's position) where runs share one: never a group by accident."""
+    names = [str(r["checkpoint"].get("name") or "run") for r in runs]
+    return [n if names.count(n) == 1 else f"{n}#{i + 1}" for i, n in enumerate(names)]
 
 
 def _source_text(suite: Mapping) -> str:
@@ -343,8 +347,7 @@ def render_compare(summary: Mapping) -> str:
 def compare_results(runs: Sequence[Mapping], labels: Sequence[str] | None = None) -> str:
     """Markdown comparison of results dicts: side by side (with second - first for two runs), or grouped as
     mean ± std when ``labels`` repeat (see :func:`summarise`)."""
-    labels = list(labels) if labels is not None else [f"{r['checkpoint'].get('name', 'run')}#{i + 1}"
-                                                       for i, r in enumerate(runs)]
+    labels = _default_labels(runs) if labels is None else list(labels)
     if len(labels) != len(runs):
         raise ValueError(f"{len(labels)} label(s) for {len(runs)} run(s): give one label per run")
     return render_compare(summarise([Run(label, f"run {i + 1}", r) for i, (label, r) in enumerate(zip(labels, runs))]))

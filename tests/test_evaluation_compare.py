@@ -172,6 +172,9 @@ def test_side_by_side_without_grouping_keeps_the_difference_column():
         ["40.00", "30.00", "-10.00"]
     assert _row(text, "clean: NLL (nats)")[1:] == ["0.3123", "0.3000", "-0.0123"]
     assert _row(text, "clean: Brier score")[1:] == ["0.0700", "0.0600", "-0.0100"]
+    # without labels, runs of the same model stay apart (numbered), never grouped by accident
+    assert C.compare_results([standard, augmix]).splitlines()[0] == \
+        "| metric | wrn40_2#1 | wrn40_2#2 | difference |"
     three = C.compare_results([standard, augmix, augmix], ["s", "a", "b"])
     assert three.splitlines()[0] == "| metric | s | a | b |"
     with pytest.raises(ValueError, match=r"2 label\(s\) for 3 run\(s\)"):
