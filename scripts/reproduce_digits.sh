@@ -80,7 +80,9 @@ for variant in $VARIANTS; do
   done
 done
 label_list=$(IFS=,; echo "${labels[*]}")
-cmp=("$PYTHON" evaluate.py --compare "${compare[@]}" --labels "$label_list" --out "$OUT" --overwrite)
+cmp=("$PYTHON" evaluate.py --compare "${compare[@]}" --labels "$label_list" --out "$OUT")
+# replace only a comparison this script wrote before; evaluate.py refuses any other file in the way
+if grep -qs '"schema": "augmix-robustness/compare"' "$OUT/compare.json"; then cmp+=(--overwrite); fi
 commands+=("$(printf '%q ' "${cmp[@]}")")
 if [ "${DRY_RUN:-0}" = 1 ]; then run "${cmp[@]}"; exit 0; fi
 run "${cmp[@]}" > /dev/null
