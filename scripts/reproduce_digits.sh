@@ -59,13 +59,14 @@ if [ "${DRY_RUN:-0}" != 1 ]; then mkdir -p "$OUT"; fi
 commands=()
 compare=()
 labels=()
-for variant in $VARIANTS; do
-  case "$variant" in
-    standard) extra=(augment.mode=standard) ;;
-    augmix) extra=(loss.jsd=false) ;;
-    augmix_jsd) extra=() ;;
-  esac
-  for seed in $SEEDS; do
+# seed-major (every variant's seed 1, then seed 2, ...): a run stopped early leaves groups of equal size
+for seed in $SEEDS; do
+  for variant in $VARIANTS; do
+    case "$variant" in
+      standard) extra=(augment.mode=standard) ;;
+      augmix) extra=(loss.jsd=false) ;;
+      augmix_jsd) extra=() ;;
+    esac
     dir="$OUT/${variant}_s${seed}"
     cmd=("$PYTHON" train.py --config quickstart.yaml --resume auto "train.out_dir=$dir" "train.seed=$seed"
          "train.epochs=$EPOCHS" ${extra[@]+"${extra[@]}"} ${quick[@]+"${quick[@]}"})

@@ -75,7 +75,7 @@ def test_reproduce_digits_dry_run_groups_the_seeds_and_checks_inputs(tmp_path):
                              "train.seed=1 train.epochs=10 augment.mode=standard")
     assert lines[5].endswith(f"train.out_dir={tmp_path}/r/augmix_jsd_s3 train.seed=3 train.epochs=10")
     compare = lines[6].replace("\\,", ",")  # printf %q writes a comma as \,
-    assert "--labels standard,standard,standard,augmix_jsd,augmix_jsd,augmix_jsd --out" in compare
+    assert "--labels standard,augmix_jsd,standard,augmix_jsd,standard,augmix_jsd --out" in compare
     bad_seed = _bash("scripts/reproduce_digits.sh", DRY_RUN="1", SEEDS="1 two", timeout=60)
     assert bad_seed.returncode == 2 and "SEEDS must be whole numbers" in bad_seed.stderr
     bad_variant = _bash("scripts/reproduce_digits.sh", DRY_RUN="1", VARIANTS="standard mixup", timeout=60)
