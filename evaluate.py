@@ -4,6 +4,7 @@
     python evaluate.py --ckpt augmix_wrn.pt --suite cifar10-c --data-root /data     # released CIFAR-10-C
     python evaluate.py --compare results/standard results/augmix                    # side by side
     torchrun --standalone --nproc-per-node 8 evaluate.py --ckpt runs/r50/last.pt --suite imagenet-c   # 8 GPUs
+    python evaluate.py --group standard='runs/standard_s*/eval' --group augmix='runs/augmix_s*/eval'  # mean +- std
 
 Writes results.json (versioned schema), results.md (the tables a paper prints) and PNG plots to --out; finished
 (suite, corruption, severity) cells are kept in --out/cells, so an interrupted run continues where it stopped.
@@ -34,14 +35,14 @@ import torch
 from corruptions import ALL_CORRUPTIONS, SEVERITIES, SUBSETS
 from corruptions.sequences import ALL_PERTURBATION_NAMES
 from evaluation import evaluate, plan_evaluation
+from evaluation.compare import collect_runs, parse_group, render_compare, summarise, write_compare
 from evaluation.inference import AMP_DTYPES, AMP_HELP, InferenceSettings
-from evaluation.report import compare_results, headline_metrics, load_results, perturbation_baseline
+from evaluation.report import headline_metrics, load_results, perturbation_baseline
 from evaluation.sharding import DIST_TIMEOUT_S, CellShare, RankFailed, rank_device
 from evaluation.suites import SUITES, EvalOptions, did_you_mean, resolve_suites
 from models.weights import CheckpointError, load_model
 from runtime.devices import resolve_device
 from runtime.distributed import DistEnv, all_gather_values, close_distributed, dist_env, init_distributed
-from runtime.files import atomic_write_text
 from runtime.locks import FolderLockedError
 
 RUN_CHECKPOINTS = {"last.pt": "eval", "best.pt": "eval-best"}  # a run's checkpoints -> their output folder
@@ -84,7 +85,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         "checkpoint's results")
     p.add_argument("--overwrite", action="store_true",
                    help="--out may hold another checkpoint's results: replace the files the evaluator wrote there "
-                        "(results.json/.md, plots, cells/); other files stay")
+                        "(results.json/.md, plots, cells/, baseline/); other files stay. With --compare/--group: "
+                        "replace existing compare.md/.json/PNGs (default: refuse)")
     p.add_argument("--batch-size", type=_int_at_least(1, "images per forward pass"), default=1000,
                    help="images per forward pass, >= 1 (default: 1000)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto = cuda if available, "
@@ -126,8 +128,15 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--tensorboard", default=None, help="also write the headline numbers to this TensorBoard dir")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--compare", nargs="+", default=None, metavar="RESULTS",
-                   help="print two or more results.json (or their folders) side by side and exit")
-    p.add_argument("--labels", default=None, help="comma list of column names for --compare")
+                   help="compare results.json files (or their folders): print them side by side, or as mean +- "
+                        "sample std per label when --labels repeat; with --out also write compare.md, compare.json "
+                        "and a PNG per corruption suite; then exit")
+    p.add_argument("--labels", default=None,
+                   help="comma list, one label per --compare run; runs sharing a label form a group, e.g. seeds "
+                        "(default: model names)")
+    p.add_argument("--group", action="append", default=[], metavar="NAME=GLOB",
+                   help="compare every results folder/file matching GLOB as group NAME, repeatable, e.g. "
+                        "--group standard='runs/standard_s*/eval' (quoted: expanded here, sorted)")
     return p
 
 
@@ -272,7 +281,7 @@ def _exit_code(exc: BaseException) -> int | None:
         return exc.code
     if isinstance(exc, (EnvironmentProblem, FolderLockedError, RankFailed)):
         return 1
-    if isinstance(exc, (FileNotFoundError, ValueError, CheckpointError)):  # DeviceError, OutputFolderError
+    if isinstance(exc, (FileNotFoundError, FileExistsError, ValueError, CheckpointError)):  # DeviceError, ...
         return 2
     return 1 if isinstance(exc, OSError) else None  # cannot write the output folder, disk full, ...
 
@@ -312,18 +321,24 @@ def _print_headline(results: dict) -> None:
         print(f"{key.split('/')[0]:>14}  {label}: {value:.3f}")
 
 
+def compare_runs(args: argparse.Namespace) -> int:
+    """--compare / --group: print the comparison; with --out also write compare.md, compare.json and the charts."""
+    runs = collect_runs(args.compare or [], args.labels.split(",") if args.labels else None,
+                        [parse_group(text) for text in args.group])
+    summary = summarise(runs)
+    print(render_compare(summary), end="")
+    if args.out:
+        written = write_compare(args.out, summary, overwrite=args.overwrite)
+        print(f"wrote {', '.join(map(str, written))}", file=sys.stderr)
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     env = DistEnv()
     try:
         env = dist_env()
-        if args.compare:
-            runs = [load_results(path) for path in args.compare]
-            table = compare_results(runs, args.labels.split(",") if args.labels else None)
-            if env.is_main:
-                print(table, end="")
-                if args.out:
-                    atomic_write_text(Path(args.out) / "compare.md", table)
-            return 0
+        if args.compare or args.group:
+            return compare_runs(args) if env.is_main else 0
         if not args.ckpt:
             raise ValueError("--ckpt is required (or --compare RESULTS ...)")
         _check_device(args.device)

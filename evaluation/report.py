@@ -1,8 +1,8 @@
 """Results on disk and on paper: results.json (versioned schema), results.md (the tables
-a paper prints), PNG plots, TensorBoard scalars and a side-by-side comparison of runs.
+a paper prints), PNG plots and TensorBoard scalars (comparing runs: evaluation/compare.py).
 
 results.json stores metrics as the functions of evaluation/metrics.py return them: error-like values as fractions
-(results.md and compare print them x100), distances, NLL and Brier in their own units.
+(results.md and compare.md print them x100), distances, NLL and Brier in their own units.
 """
 
 from __future__ import annotations
@@ -575,34 +575,6 @@ def plot_reliability(bins: Mapping, label: str = "this run"):
     hist.grid(alpha=0.3)
     hist.set_axisbelow(True)
     return fig
-
-
-def compare_results(runs: Sequence[Mapping], labels: Sequence[str] | None = None) -> str:
-    """Markdown table of two or more results side by side: every headline metric, then per-corruption errors of
-    each corruption suite they share. With two runs, a last column gives the difference (second - first)."""
-    labels = list(labels or [r["checkpoint"].get("name", f"run{i}") for i, r in enumerate(runs)])
-    heads = [headline_metrics(r) for r in runs]
-    keys = [k for k in dict.fromkeys(k for h in heads for k in h)]
-    delta = len(runs) == 2
-    header = ["metric"] + labels + (["difference"] if delta else [])
-    rows = []
-    for key in keys:
-        label = next(h[key][0] for h in heads if key in h)
-        values = [h[key][1] if key in h else None for h in heads]
-        row = [f"{key.split('/')[0]}: {label}"] + [_num(v, 2) for v in values]
-        if delta:
-            row.append(_num(values[1] - values[0], 2) if None not in values else "-")
-        rows.append(row)
-    lines = _table(header, rows)
-    shared = [n for n, s in runs[0]["suites"].items()
-              if s["kind"] == "corruption" and all(n in r["suites"] for r in runs[1:])]
-    for name in shared:
-        errors = [cell_errors(r["suites"][name]) for r in runs]
-        names = [c for c in errors[0] if all(c in e for e in errors[1:])]
-        per_rows = [[c] + [_pct(sum(e[c].values()) / len(e[c])) for e in errors] for c in names]
-        lines += ["", f"{name}: top-1 error (%) per corruption, mean over severities", ""]
-        lines += _table(["corruption"] + labels, per_rows)
-    return "\n".join(lines) + "\n"
 
 
 def write_tensorboard(results: Mapping, log_dir: str | Path, step: int = 0) -> None:

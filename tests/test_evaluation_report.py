@@ -1,4 +1,4 @@
-"""evaluation/report.py: results.json schema, the markdown tables, plots, compare, TensorBoard."""
+"""evaluation/report.py: results.json schema, the markdown tables, plots, TensorBoard."""
 
 from __future__ import annotations
 
@@ -81,16 +81,6 @@ def test_report_files_round_trip_and_schema_is_checked(tmp_path):
     (tmp_path / "other.json").write_text("{}")
     with pytest.raises(ValueError, match="not an evaluation results file"):
         R.load_results(tmp_path / "other.json")
-
-
-def test_compare_puts_runs_side_by_side_with_the_difference():
-    standard = _results({"cifar10-c": _corruption_suite(_cifar_errors(0.1))}, name="standard")
-    augmix = _results({"cifar10-c": _corruption_suite(_cifar_errors())}, name="augmix")
-    text = R.compare_results([standard, augmix], ["standard", "augmix"])
-    # mean corruption error 40 % vs 30 %: difference -10
-    assert ("| cifar10-c: mean corruption error, 15 corruptions x 5 severities (%) | 40.00 | 30.00 | -10.00 |"
-            in text)
-    assert "| fog | 40.00 | 30.00 |" in text
 
 
 def test_headlines_go_to_tensorboard(tmp_path):
