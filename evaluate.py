@@ -41,23 +41,12 @@ from evaluation.report import headline_metrics, load_results, perturbation_basel
 from evaluation.sharding import DIST_TIMEOUT_S, CellShare, RankFailed, rank_device
 from evaluation.suites import SUITES, EvalOptions, did_you_mean, resolve_suites
 from models.weights import CheckpointError, load_model
+from runtime.arguments import int_in
 from runtime.devices import resolve_device
 from runtime.distributed import DistEnv, all_gather_values, close_distributed, dist_env, init_distributed
 from runtime.locks import FolderLockedError
 
 RUN_CHECKPOINTS = {"last.pt": "eval", "best.pt": "eval-best"}  # a run's checkpoints -> their output folder
-
-
-def _int_at_least(low: int, what: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low} ({what}), got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low} ({what}), got {value}")
-        return value
-    return parse
 
 
 def _fraction(text: str) -> float:
@@ -87,21 +76,21 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    help="--out may hold another checkpoint's results: replace the files the evaluator wrote there "
                         "(results.json/.md, plots, cells/, baseline/); other files stay. With --compare/--group: "
                         "replace existing compare.md/.json/PNGs (default: refuse)")
-    p.add_argument("--batch-size", type=_int_at_least(1, "images per forward pass"), default=1000,
+    p.add_argument("--batch-size", type=int_in(1, what="images per forward pass"), default=1000,
                    help="images per forward pass, >= 1 (default: 1000)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto = cuda if available, "
                    "else cpu)")
     p.add_argument("--amp", default="off", choices=list(AMP_DTYPES), help=f"precision: {AMP_HELP}")
-    p.add_argument("--dist-timeout", type=_int_at_least(1, "seconds"), default=int(DIST_TIMEOUT_S),
+    p.add_argument("--dist-timeout", type=int_in(1, what="seconds"), default=int(DIST_TIMEOUT_S),
                    help="torchrun: seconds a rank waits for the others at a collective before giving up; the ranks "
                         f"meet once all cells are stored, so keep it above the longest cell (default: "
                         f"{int(DIST_TIMEOUT_S)})")
-    p.add_argument("--workers", type=_int_at_least(0, "decode workers"), default=4,
+    p.add_argument("--workers", type=int_in(0, what="decode workers"), default=4,
                    help="decode workers for JPEG / MP4 sets, >= 0 (default: 4)")
     p.add_argument("--generate", action="store_true",
                    help="build -C/-P in memory from the clean test set (seeded; marked 'generated' in the report)")
-    p.add_argument("--seed", type=_int_at_least(0, "seed"), default=0, help="seed of generated sets, >= 0 (default: 0)")
-    p.add_argument("--limit", type=_int_at_least(1, "images per cell"), default=None,
+    p.add_argument("--seed", type=int_in(0, what="seed"), default=0, help="seed of generated sets, >= 0 (default: 0)")
+    p.add_argument("--limit", type=int_in(1, what="images per cell"), default=None,
                    help="first N images / videos per cell, >= 1 (default: all)")
     p.add_argument("--corruptions", default=None,
                    help="comma list or subset (common, extra, all, noise, blur, weather, digital); default: all 19")
@@ -122,7 +111,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    help="NON-STANDARD: Resize(256)+CenterCrop(224) on ImageNet-C, as the official AugMix script "
                         "(labelled in the report; not comparable with published mCE)")
     p.add_argument("--arch", default=None, help="architecture of a plain state dict (see models.MODELS)")
-    p.add_argument("--num-classes", type=_int_at_least(1, "classes"), default=None,
+    p.add_argument("--num-classes", type=int_in(1, what="classes"), default=None,
                    help="classes of a plain state dict, >= 1")
     p.add_argument("--dataset", default=None, help="dataset of a plain state dict (sets normalisation)")
     p.add_argument("--tensorboard", default=None, help="also write the headline numbers to this TensorBoard dir")

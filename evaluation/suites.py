@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -47,6 +46,7 @@ from evaluation.sources import (
 )
 from evaluation.store import CELLS_DIR, CellStore, claim_output_folder, record_owner
 from loaders.released import decoder_versions
+from runtime.arguments import closest
 from runtime.distributed import all_gather_values, print_main
 from runtime.environment import environment_record
 from runtime.files import data_root
@@ -138,8 +138,8 @@ def resolve_suites(names: Sequence[str], dataset: str) -> list[str]:
 
 def did_you_mean(name: str, valid: Sequence[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest valid name, or an empty string."""
-    close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    close = closest(name, valid)
+    return f" (did you mean {close!r}?)" if close else ""
 
 
 def check_names(values: Sequence | None, valid: Sequence, what: str) -> None:

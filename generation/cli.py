@@ -8,8 +8,6 @@ names are checked against the registries, with the closest valid name suggested.
 from __future__ import annotations
 
 import argparse
-import difflib
-from collections.abc import Callable
 from pathlib import Path
 
 from corruptions import ALL_CORRUPTIONS, SEVERITIES, SUBSETS, get_corruption_names
@@ -24,28 +22,13 @@ from generation import video
 from generation.output import OutputFolder, load_manifest
 from generation.shards import Shard, parse_shard, resolve_shard
 from generation.sources import ARRAY_SOURCES, SOURCES, open_source
+from runtime.arguments import closest, int_in
 from runtime.devices import resolve_device
 
 
-def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
-    """argparse type: an integer in ``low..high`` (no upper bound when ``high`` is None)."""
-    stated = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {stated}, got {text!r}") from None
-        if value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"expected {stated}, got {value}")
-        return value
-    parse.__name__ = stated  # argparse names the type in its own messages
-    return parse
-
-
 def _unknown(kind: str, item: str, choices: list[str]) -> argparse.ArgumentTypeError:
-    close = difflib.get_close_matches(item, choices, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
+    close = closest(item, choices)
+    hint = f"did you mean {close!r}? " if close else ""
     return argparse.ArgumentTypeError(f"unknown {kind} {item!r}; {hint}valid: {', '.join(choices)}")
 
 

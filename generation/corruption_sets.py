@@ -26,7 +26,7 @@ from corruptions.presets import PRESETS, check_image_size, check_preset
 from generation import jpeg_files as J
 from generation.npy_files import NpyFile, check_npy_files, finalize_npy_files, write_labels, write_npy_set
 from generation.output import OutputFolder, finish_output, libjpeg_version
-from generation.pipeline import num_chunks
+from generation.pipeline import check_run_numbers, num_chunks
 from generation.shards import Shard
 from generation.sources import array_source, decode_chunks, folder_source, preset_transform
 from generation.trees import TreeUnit, check_tree_units, finalize_tree_from_records, write_tree
@@ -72,12 +72,7 @@ class GenerationConfig:
         bad = [s for s in self.severities if s not in SEVERITIES]
         if not self.severities or bad or len(set(self.severities)) != len(self.severities):
             raise ValueError(f"severities must be distinct values in 1..5, got {list(self.severities)}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.workers < 0:
-            raise ValueError(f"workers must be >= 0, got {self.workers}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        check_run_numbers(self.batch_size, self.workers, self.seed)
 
     def settings(self, layout: str) -> dict[str, Any]:
         """The byte-determining settings stored in the manifest and compared on resume."""

@@ -29,7 +29,7 @@ from corruptions.sequences import (
 from generation import video
 from generation.npy_files import NpyFile, check_npy_files, finalize_npy_files, write_labels, write_npy_set
 from generation.output import OutputFolder, finish_output
-from generation.pipeline import num_chunks
+from generation.pipeline import check_run_numbers, num_chunks
 from generation.shards import Shard
 from generation.sources import array_source, collate_canvas, decode_chunks, folder_source, resize_shorter_side
 from generation.trees import TreeUnit, check_tree_units, finalize_tree_from_records, write_tree
@@ -77,12 +77,7 @@ class PerturbationConfig:
         if not self.perturbations:
             raise ValueError("no perturbation selected")
         self.file_names()  # resolves every name with the difficulty: raises on unknown names / bad difficulty
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.workers < 0:
-            raise ValueError(f"workers must be >= 0, got {self.workers}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        check_run_numbers(self.batch_size, self.workers, self.seed)
         video.settings_for("translate", self.x264_preset, self.pix_fmt)  # checks the pixel format
 
     def settings(self, layout: str) -> dict[str, Any]:

@@ -12,6 +12,16 @@ from typing import Any
 from tqdm import tqdm
 
 
+def check_run_numbers(batch_size: int | None, workers: int, seed: int) -> None:
+    """The numbers every generation config takes: chunk size >= 1 (None: the preset's), workers >= 0, seed >= 0."""
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+
+
 def num_chunks(n: int, chunk_size: int) -> int:
     """Chunks of ``chunk_size`` items (the last one shorter) that cover ``n`` items."""
     return (n + chunk_size - 1) // chunk_size
